@@ -1,0 +1,183 @@
+"""Element types, flattening and the CBOR encoding of inputs and outputs.
+
+The 0.3 protocol carries tensors as the CBOR encoding of a flat list of numbers, in
+row-major order of the declared shape. Clients hash exactly those bytes
+(``input_hash``), so every encoder here must produce the bytes that
+``cbor2.dumps`` produces for the same Python list: floats as 8-byte doubles (NaN
+and the infinities as 2-byte halves), integers in their shortest form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any
+
+import cbor2
+import numpy as np
+
+from blindai.pb.securedexchange_pb2 import DatumTypeEnum
+
+
+class ModelDatumType(IntEnum):
+    """Element type of a model's input or output (``DatumTypeEnum`` on the wire)."""
+
+    F32 = DatumTypeEnum.F32
+    F64 = DatumTypeEnum.F64
+    I32 = DatumTypeEnum.I32
+    I64 = DatumTypeEnum.I64
+    U32 = DatumTypeEnum.U32
+    U64 = DatumTypeEnum.U64
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        """The little-endian numpy dtype of this element type."""
+        return np.dtype(_NUMPY_DTYPES[self])
+
+    @property
+    def is_float(self) -> bool:
+        return self in (ModelDatumType.F32, ModelDatumType.F64)
+
+    @classmethod
+    def from_numpy(cls, dtype: Any) -> ModelDatumType:
+        """The element type of a numpy dtype; raises ``ValueError`` for others."""
+        dt = np.dtype(dtype).newbyteorder("<")
+        for member, name in _NUMPY_DTYPES.items():
+            if np.dtype(name) == dt:
+                return member
+        raise ValueError(f"numpy dtype {np.dtype(dtype)} has no protocol element type")
+
+    @classmethod
+    def from_onnx(cls, type_string: str) -> ModelDatumType:
+        """The element type of an onnxruntime type string such as ``tensor(float)``."""
+        try:
+            return _ONNX_TYPES[type_string]
+        except KeyError:
+            raise ValueError(
+                f"ONNX type {type_string} has no protocol element type "
+                f"(supported: {', '.join(_ONNX_TYPES)})"
+            ) from None
+
+
+_NUMPY_DTYPES = {
+    ModelDatumType.F32: "<f4",
+    ModelDatumType.F64: "<f8",
+    ModelDatumType.I32: "<i4",
+    ModelDatumType.I64: "<i8",
+    ModelDatumType.U32: "<u4",
+    ModelDatumType.U64: "<u8",
+}
+
+_ONNX_TYPES = {
+    "tensor(float)": ModelDatumType.F32,
+    "tensor(double)": ModelDatumType.F64,
+    "tensor(int32)": ModelDatumType.I32,
+    "tensor(int64)": ModelDatumType.I64,
+    "tensor(uint32)": ModelDatumType.U32,
+    "tensor(uint64)": ModelDatumType.U64,
+}
+
+
+def flatten(data: Any) -> list[int | float]:
+    """Flatten a number, nested sequences or a numpy array, in row-major order.
+
+    The result is a list of Python ``int`` and ``float``, which is what the 0.3
+    client put on the wire. Raises ``ValueError`` for anything that is not a
+    number (strings, booleans, ragged nesting, complex numbers).
+    """
+    if isinstance(data, np.ndarray):
+        return _flatten_array(data)
+    out: list[int | float] = []
+    _flatten_into(data, out)
+    return out
+
+
+def _flatten_array(array: np.ndarray) -> list[int | float]:
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"arrays of {array.dtype} cannot be sent; use numbers")
+    return array.ravel(order="C").tolist()
+
+
+def _flatten_into(data: Any, out: list[int | float]) -> None:
+    if isinstance(data, bool | np.bool_):
+        raise ValueError("booleans are not numbers here; send 0 or 1")
+    if isinstance(data, int | float):
+        out.append(data)
+    elif isinstance(data, np.integer | np.floating):
+        out.append(data.item())
+    elif isinstance(data, np.ndarray):
+        out.extend(_flatten_array(data))
+    elif isinstance(data, Sequence) and not isinstance(data, str | bytes | bytearray):
+        for item in data:
+            _flatten_into(item, out)
+    else:
+        raise ValueError(f"cannot send a value of type {type(data).__name__}")
+
+
+def encode_list(values: Sequence[int | float]) -> bytes:
+    """CBOR-encode a flat list exactly as ``cbor2.dumps`` does (0.3 encoding)."""
+    return cbor2.dumps(list(values))
+
+
+def encode_array(array: np.ndarray) -> bytes:
+    """CBOR-encode a numpy array as the flat list of its elements."""
+    return encode_list(_flatten_array(array))
+
+
+class InputDecodeError(ValueError):
+    """The input bytes are not the CBOR encoding of one flat list of numbers."""
+
+
+def decode_input(data: bytes, datum: ModelDatumType) -> np.ndarray:
+    """Decode CBOR input bytes into a one-dimensional array of ``datum``.
+
+    Raises :class:`InputDecodeError` when the bytes are not exactly one CBOR array of
+    numbers, or when a number does not fit the element type.
+    """
+    try:
+        values = cbor2.loads(data)
+    except Exception as exc:  # cbor2 raises several unrelated types
+        raise InputDecodeError(f"input is not valid CBOR: {exc}") from None
+    if not isinstance(values, list):
+        raise InputDecodeError(
+            f"input must be a CBOR array of numbers, got {type(values).__name__}"
+        )
+    return to_array(values, datum)
+
+
+def to_array(values: list[Any], datum: ModelDatumType) -> np.ndarray:
+    """Check a decoded flat list element by element and build the array."""
+    for index, item in enumerate(values):
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise InputDecodeError(
+                f"input element {index} is a {type(item).__name__}, not a number"
+            )
+        if not datum.is_float and isinstance(item, float):
+            raise InputDecodeError(
+                f"input element {index} is a float but the model takes {datum.name}"
+            )
+    try:
+        return np.array(values, dtype=datum.numpy_dtype)
+    except OverflowError:
+        raise InputDecodeError(
+            f"an input element does not fit the element type {datum.name}"
+        ) from None
+
+
+def decode_output(data: bytes) -> list[int | float]:
+    """Decode a run's ``output`` field (CBOR flat list, any float width)."""
+    values = cbor2.loads(data)
+    if not isinstance(values, list):
+        raise ValueError("output is not a CBOR array")
+    return values
+
+
+__all__ = [
+    "InputDecodeError",
+    "ModelDatumType",
+    "decode_input",
+    "decode_output",
+    "encode_array",
+    "encode_list",
+    "flatten",
+]
