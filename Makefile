@@ -22,7 +22,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed-server-test
 
 ## demo: train a digits classifier, serve it in simulation mode, classify the test set
 demo: $(VENV)/.installed-server-test
-	$(PY) -m blindai.demo
+	$(PY) examples/digits.py
 
 ## test: the whole test suite
 test: $(VENV)/.installed-server-test

@@ -1,0 +1,404 @@
+"""The client: connect (attesting the server), upload a model, run it.
+
+The API is that of the published BlindAI 0.3.0 client, parameter names and order
+included, so that existing code keeps working::
+
+    client = BlindAiClient()
+    client.connect_server("localhost", policy="policy.toml",
+                          certificate="host_server.pem")
+    client.upload_model("model.onnx", shape=(1, 64), dtype=ModelDatumType.F32)
+    response = client.run_model(data, sign=True)
+
+In hardware mode nothing is sent to the attested port before the quote, its
+collateral, the binding of the enclave certificate and the policy have been
+verified; the attested port is then reached through exactly the certificate the
+quote names.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+import os
+import platform
+import socket
+import ssl
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from blindai._certs import DEFAULT_SERVER_NAME, der_to_pem, signing_key_from_certificate
+from blindai.errors import AttestationError, SignatureError, VersionError
+from blindai.pb import securedexchange_pb2 as ex_pb
+from blindai.pb import untrusted_pb2 as un_pb
+from blindai.pb.securedexchange_pb2_grpc import ExchangeStub
+from blindai.pb.untrusted_pb2_grpc import AttestationStub
+from blindai.responses import RunModelResponse, UploadModelResponse
+from blindai.tensors import ModelDatumType, encode_list, flatten
+from blindai.version import __version__
+
+log = logging.getLogger(__name__)
+
+#: Bytes per upload or input message: well under the 4 MiB a 0.3 server accepts.
+CHUNK_SIZE = 1024 * 1024
+CONNECTION_TIMEOUT = 10.0
+#: Largest reply accepted from the attested port.
+MAX_REPLY = 1024 * 1024 * 1024
+
+SIMULATION_WARNING = (
+    "SIMULATION MODE: the server's identity is NOT verified (no attestation). "
+    "Anyone running the server can see your model and data. Use it for "
+    "development only."
+)
+
+
+class SimulationModeWarning(UserWarning):
+    """Emitted on every connection made without attestation."""
+
+
+class BlindAiClient:
+    """A connection to a BlindAI server (see :meth:`connect_server`)."""
+
+    def __init__(self, debug_mode: bool = False) -> None:
+        if debug_mode:
+            os.environ["GRPC_TRACE"] = "transport_security,tsi"
+            os.environ["GRPC_VERBOSITY"] = "DEBUG"
+        self._channel: grpc.Channel | None = None
+        self._stub: ExchangeStub | None = None
+        self.simulation_mode = False
+        self.attestation: un_pb.GetSgxQuoteWithCollateralReply | None = None
+        self.enclave_signing_key: Ed25519PublicKey | None = None
+        self.server_version: str | None = None
+        self.server_info: un_pb.GetServerInfoReply | None = None
+        self.verified_quote: Any = None
+        self.policy: Any = None
+        self.client_info = _client_info()
+
+    # --- connection ------------------------------------------------------------
+
+    def is_connected(self) -> bool:
+        return self._channel is not None
+
+    def connect_server(
+        self,
+        addr: str,
+        server_name: str = DEFAULT_SERVER_NAME,
+        policy: str | os.PathLike[str] | Any | None = None,
+        certificate: str | os.PathLike[str] | None = None,
+        simulation: bool = False,
+        untrusted_port: int = 50052,
+        attested_port: int = 50051,
+        *,
+        trusted_root: bytes | str | None = None,
+        timeout: float = CONNECTION_TIMEOUT,
+    ) -> None:
+        """Connect to a server, attesting it first unless ``simulation``.
+
+        Args:
+            addr: host name or address (an ``https://`` prefix is ignored).
+            server_name: the name the server's certificates carry.
+            policy: the expected enclave: a ``policy.toml`` path or a
+                :class:`blindai.Policy`. Required in hardware mode.
+            certificate: path of the server's ``host_server.pem`` (untrusted
+                port). Required in hardware mode; pinned in simulation when given.
+            simulation: connect to a simulation-mode server, WITHOUT attestation.
+            untrusted_port, attested_port: the server's two ports.
+            trusted_root: the attestation root CA (PEM) of a test platform;
+                default Intel's SGX root CA. Never read from the environment.
+            timeout: seconds allowed for each call of the connection.
+
+        Raises:
+            AttestationError: the server could not be attested, or it is a
+                simulation server and ``simulation`` is false.
+            VersionError: the server speaks another protocol version.
+            ConnectionError: the server cannot be reached.
+            FileNotFoundError: the policy or certificate file does not exist.
+        """
+        self.close_connection()
+        host = addr.removeprefix("https://").rstrip("/")
+        options = [("grpc.ssl_target_name_override", server_name)]
+        if simulation:
+            self._warn_simulation()
+            host_cert = _read(certificate) if certificate else _fetch_cert(
+                host, untrusted_port, timeout)
+        else:
+            policy = _load_policy(policy)
+            if certificate is None:
+                raise AttestationError(
+                    "certificate (the server's host_server.pem) is required in "
+                    "hardware mode")
+            host_cert = _read(certificate)
+        untrusted = grpc.secure_channel(
+            _target(host, untrusted_port),
+            grpc.ssl_channel_credentials(root_certificates=host_cert), options,
+        )
+        try:
+            stub = AttestationStub(untrusted)
+            self._check_version(stub, timeout)
+            if simulation:
+                cert_der = _call(stub.GetCertificate, un_pb.GetCertificateRequest(),
+                                 timeout).enclave_tls_certificate
+            else:
+                cert_der = self._attest(stub, policy, trusted_root, timeout)
+        finally:
+            untrusted.close()
+        try:
+            self.enclave_signing_key = signing_key_from_certificate(cert_der)
+            enclave_pem = der_to_pem(cert_der)
+        except ValueError as exc:
+            if simulation:
+                raise ConnectionError(f"the enclave certificate is unusable: {exc}") \
+                    from None
+            raise AttestationError(f"the attested enclave certificate: {exc}") \
+                from None
+        self.simulation_mode = simulation
+        self._channel = grpc.secure_channel(
+            _target(host, attested_port),
+            grpc.ssl_channel_credentials(root_certificates=enclave_pem),
+            options + [("grpc.max_receive_message_length", MAX_REPLY)],
+        )
+        self._stub = ExchangeStub(self._channel)
+        log.info("connected to %s (%s mode)", host,
+                 "simulation" if simulation else "attested")
+
+    def _warn_simulation(self) -> None:
+        log.warning(SIMULATION_WARNING)
+        warnings.warn(SIMULATION_WARNING, SimulationModeWarning, stacklevel=3)
+
+    def _check_version(self, stub: AttestationStub, timeout: float) -> None:
+        info = _call(stub.GetServerInfo, un_pb.GetServerInfoRequest(), timeout)
+        parts = info.version.split(".")
+        if len(parts) > 3 or parts[:2] != ["0", "3"]:
+            raise VersionError(
+                f"the server speaks protocol version {info.version!r}; this client "
+                "supports 0.3.x")
+        self.server_version = info.version
+        self.server_info = info
+
+    def _attest(
+        self, stub: AttestationStub, policy: Any, trusted_root: bytes | str | None,
+        timeout: float,
+    ) -> bytes:
+        from blindai.attestation import verify_attestation
+
+        try:
+            reply = stub.GetSgxQuoteWithCollateral(
+                un_pb.GetSgxQuoteWithCollateralRequest(), timeout=timeout)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise AttestationError(
+                    "the server is in simulation mode and cannot be attested "
+                    f"({err.details()}); connect with simulation=True only for "
+                    "development") from None
+            raise AttestationError(
+                f"the server gave no attestation: {err.code().name}: "
+                f"{err.details()}") from None
+        if trusted_root is not None:
+            _warn_if_not_intel(trusted_root)
+        verified = verify_attestation(reply, policy, trusted_root=trusted_root)
+        self.attestation = reply
+        self.verified_quote = verified
+        self.policy = policy
+        log.info("attestation verified")
+        return reply.enclave_held_data
+
+    def close_connection(self) -> None:
+        """Close the connection (a no-op when not connected)."""
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = None
+        self._stub = None
+        self.attestation = None
+        self.verified_quote = None
+        self.server_version = None
+
+    def __enter__(self) -> BlindAiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_connection()
+
+    # --- model and inference ---------------------------------------------------
+
+    def upload_model(
+        self,
+        model: str | os.PathLike[str] | bytes,
+        shape: tuple[int, ...] | list[int] | None = None,
+        dtype: ModelDatumType = ModelDatumType.F32,
+        dtype_out: ModelDatumType = ModelDatumType.F32,
+        sign: bool = False,
+        *,
+        timeout: float | None = None,
+    ) -> UploadModelResponse:
+        """Upload an ONNX model (a file path, or the model's bytes).
+
+        Args:
+            model: path of the ONNX file, or its bytes.
+            shape: the input shape; default the model's own (a symbolic batch
+                dimension counts as 1).
+            dtype, dtype_out: element types of the input and the first output.
+            sign: ask for a signed response (a proof).
+            timeout: seconds allowed for the upload (default: no limit).
+
+        Raises:
+            ConnectionError: not connected, or the server refused the model.
+            FileNotFoundError: the model file does not exist.
+            SignatureError: the signed response does not hold.
+        """
+        stub = self._require_stub()
+        if isinstance(model, bytes | bytearray):
+            data, name = bytes(model), "model.onnx"
+        else:
+            data, name = Path(model).read_bytes(), os.path.basename(model)
+        input_fact = [int(d) for d in shape] if shape is not None else []
+        meta: dict[str, Any] = dict(
+            length=len(data), input_fact=input_fact, datum=int(dtype), sign=sign,
+            client_info=self.client_info, model_name=name,
+            datum_output=int(dtype_out),
+        )
+        requests = (ex_pb.SendModelRequest(data=chunk, **meta)
+                    for chunk in _chunks(data))
+        reply = _call(stub.SendModel, requests, timeout)
+        response = UploadModelResponse()
+        response.payload = reply.payload
+        if sign:
+            response.signature = reply.signature
+            response.attestation = self.attestation
+            response.validate(hashlib.sha256(data).digest(), validate_quote=False,
+                              enclave_signing_key=self.enclave_signing_key,
+                              allow_simulation_mode=self.simulation_mode,
+                              _warn=False)
+        return response
+
+    def run_model(
+        self, data_list: Any, sign: bool = False, *, timeout: float | None = None
+    ) -> RunModelResponse:
+        """Run the uploaded model on one input.
+
+        Args:
+            data_list: the input: a flat list of numbers, nested lists, or a numpy
+                array (flattened in row-major order).
+            sign: ask for a signed response (a proof).
+            timeout: seconds allowed for the call (default: no limit).
+
+        Raises:
+            ConnectionError: not connected, or the server refused the input.
+            SignatureError: the signed response does not hold.
+        """
+        stub = self._require_stub()
+        try:
+            serialized = encode_list(flatten(data_list))
+        except ValueError as exc:
+            raise ValueError(f"cannot send this input: {exc}") from None
+        requests = (ex_pb.RunModelRequest(input=chunk, sign=sign,
+                                          client_info=self.client_info)
+                    for chunk in _chunks(serialized))
+        reply = _call(stub.RunModel, requests, timeout)
+        response = RunModelResponse()
+        response.payload = reply.payload
+        response._load_payload()
+        if response.output is None:
+            raise SignatureError("the server's output is not a CBOR list of numbers")
+        if sign:
+            response.signature = reply.signature
+            response.attestation = self.attestation
+            response.validate(data_list, validate_quote=False,
+                              enclave_signing_key=self.enclave_signing_key,
+                              allow_simulation_mode=self.simulation_mode,
+                              _warn=False)
+        return response
+
+    def _require_stub(self) -> ExchangeStub:
+        if self._stub is None:
+            raise ConnectionError("not connected to the server; call "
+                                  "connect_server first")
+        return self._stub
+
+
+def connect(addr: str, **kwargs: Any) -> BlindAiClient:
+    """Create a client and connect it; usable as a context manager::
+
+        with blindai.connect("localhost", simulation=True) as client:
+            client.run_model([1.0, 2.0])
+
+    Takes the arguments of :meth:`BlindAiClient.connect_server`.
+    """
+    client = BlindAiClient()
+    client.connect_server(addr, **kwargs)
+    return client
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _client_info() -> ex_pb.ClientInfo:
+    uname = platform.uname()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    uid = hashlib.sha256(f"{socket.gethostname()}-{user}".encode()).hexdigest()
+    return ex_pb.ClientInfo(
+        uid=uid, platform_name=uname.system, platform_arch=uname.machine,
+        platform_version=uname.version, platform_release=uname.release,
+        user_agent="blindai_python", user_agent_version=__version__,
+    )
+
+
+def _target(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK_SIZE):
+        yield bytes(view[start:start + CHUNK_SIZE])
+    if not data:
+        yield b""
+
+
+def _read(path: str | os.PathLike[str]) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _fetch_cert(host: str, port: int, timeout: float) -> bytes:
+    """The untrusted port's certificate, unverified (simulation mode only)."""
+    try:
+        pem = ssl.get_server_certificate((host.strip("[]"), port), timeout=timeout)
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach {host}:{port}: {exc}") from None
+    return pem.encode()
+
+
+def _load_policy(policy: Any) -> Any:
+    from blindai.attestation import Policy
+
+    if policy is None:
+        raise AttestationError("a policy is required in hardware mode: it says "
+                               "which enclave you expect")
+    if isinstance(policy, str | os.PathLike):
+        return Policy.from_file(policy)
+    return policy
+
+
+def _warn_if_not_intel(trusted_root: bytes | str) -> None:
+    from blindai.attestation import is_intel_root
+
+    if not is_intel_root(trusted_root):
+        log.warning("attestation is checked against a root CA that is not Intel's: "
+                    "only a test platform should need this")
+
+
+def _call(method: Any, request: Any, timeout: float | None) -> Any:
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as err:
+        raise ConnectionError(f"{err.code().name}: {err.details()}") from None

@@ -1,0 +1,32 @@
+"""Entry point of ``blindai-server``: one error exit for every startup failure."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from blindai.server.config import parse_args
+from blindai.server.errors import StartupError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server; returns the process exit code."""
+    config = parse_args(argv)
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # onnxruntime and gRPC are chatty at DEBUG about their own internals.
+    logging.getLogger("grpc").setLevel(max(logging.INFO, logging.root.level))
+    from blindai.server.app import serve
+
+    try:
+        serve(config)
+    except StartupError as err:
+        print(f"blindai-server: cannot start: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

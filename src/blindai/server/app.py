@@ -1,0 +1,152 @@
+"""Wiring: keys, platform, the two gRPC servers, signals and shutdown."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from blindai.pb import securedexchange_pb2_grpc, untrusted_pb2_grpc
+from blindai.server.config import MIB, ServerConfig
+from blindai.server.errors import StartupError
+from blindai.server.exchange import ExchangeService
+from blindai.server.keys import EnclaveIdentity, TlsIdentity, load_or_create_host_identity
+from blindai.server.models import ModelStore
+from blindai.server.untrusted import AttestationService, Platform, SimulationPlatform
+
+log = logging.getLogger(__name__)
+
+#: Largest single gRPC message accepted. Totals (model, input) are enforced by the
+#: handlers; a message only needs to hold one chunk.
+MAX_MESSAGE = 8 * MIB
+
+SIMULATION_BANNER = (
+    "SIMULATION MODE: this server runs outside any enclave and cannot prove what "
+    "it runs. Models and inputs are visible to this machine's owner. Never use it "
+    "with real data."
+)
+
+
+def make_platform(config: ServerConfig, identity: EnclaveIdentity) -> Platform:
+    """The platform the configuration asks for; raises :class:`StartupError`."""
+    if config.simulation:
+        log.warning(SIMULATION_BANNER)
+        return SimulationPlatform()
+    from blindai.server.sgx import start_sgx_platform
+
+    return start_sgx_platform(config, identity.tls.cert_der)
+
+
+@dataclass
+class RunningServer:
+    """The two gRPC servers and the ports they are bound to."""
+
+    untrusted: grpc.Server
+    attested: grpc.Server
+    untrusted_port: int
+    attested_port: int
+    platform: Platform
+
+    def stop(self, grace: float) -> None:
+        events = [self.attested.stop(grace), self.untrusted.stop(grace)]
+        for event in events:
+            event.wait(grace + 5)
+        close = getattr(self.platform, "close", None)
+        if close is not None:
+            close()
+
+
+def _server(config: ServerConfig, tls: TlsIdentity) -> tuple[grpc.Server, object]:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.workers,
+                                   thread_name_prefix="rpc"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=config.workers * 4,
+    )
+    credentials = grpc.ssl_server_credentials([(tls.key_pem, tls.cert_pem)])
+    return server, credentials
+
+
+def _bind(server: grpc.Server, creds: object, host: str, port: int) -> int:
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_secure_port(address, creds)  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        raise StartupError(f"cannot listen on {address}: {exc}") from None
+    if bound == 0:
+        raise StartupError(f"cannot listen on {address} (in use, or not an address "
+                           "of this machine)")
+    return bound
+
+
+def start(config: ServerConfig) -> RunningServer:
+    """Create the keys, the platform and both servers, and start serving."""
+    identity = EnclaveIdentity.generate()
+    host_tls = load_or_create_host_identity(config.state_dir)
+    platform = make_platform(config, identity)
+    store = ModelStore()
+
+    untrusted, u_creds = _server(config, host_tls)
+    untrusted_pb2_grpc.add_AttestationServicer_to_server(
+        AttestationService(platform, identity.tls.cert_der), untrusted
+    )
+    attested, a_creds = _server(config, identity.tls)
+    securedexchange_pb2_grpc.add_ExchangeServicer_to_server(
+        ExchangeService(config, identity, store), attested
+    )
+    u_port = _bind(untrusted, u_creds, config.host, config.untrusted_port)
+    a_port = _bind(attested, a_creds, config.host, config.attested_port)
+    untrusted.start()
+    attested.start()
+    log.info(
+        "serving (%s mode): untrusted port %s:%d, attested port %s:%d; host "
+        "certificate %s", platform.mode, config.host, u_port, config.host, a_port,
+        config.state_dir / "host_server.pem",
+    )
+    if config.ready_file is not None:
+        _write_ready_file(config.ready_file, config, u_port, a_port, platform.mode)
+    return RunningServer(untrusted, attested, u_port, a_port, platform)
+
+
+def _write_ready_file(
+    path: Path, config: ServerConfig, u_port: int, a_port: int, mode: str
+) -> None:
+    info = {
+        "pid": os.getpid(),
+        "host": config.host,
+        "untrusted_port": u_port,
+        "attested_port": a_port,
+        "mode": mode,
+        "host_certificate": str((config.state_dir / "host_server.pem").resolve()),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info))
+    tmp.replace(path)
+
+
+def serve(config: ServerConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then finish calls in flight and return."""
+    running = start(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("received %s: stopping (grace period %.0f s)",
+                 signal.Signals(signum).name, config.grace_period)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    running.stop(config.grace_period)
+    log.info("stopped")

@@ -1,0 +1,145 @@
+"""Server configuration: command-line options, each also readable from the
+environment (``BLINDAI_`` + the option's name in capitals, dashes as underscores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+_ENV_PREFIX = "BLINDAI_"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs to start; built by :func:`parse_args`."""
+
+    simulation: bool = False
+    host: str = "127.0.0.1"
+    untrusted_port: int = 50052
+    attested_port: int = 50051
+    state_dir: Path = Path("~/.local/state/blindai").expanduser()
+    max_model_size: int = 500 * MIB
+    max_input_size: int = 100 * MIB
+    log_level: str = "INFO"
+    workers: int = 16
+    max_concurrent_uploads: int = 2
+    inference_threads: int = 0
+    run_timeout: float = 0.0
+    ready_file: Path | None = None
+    attestation_dir: Path = Path("/dev/attestation")
+    pccs_url: str = "https://localhost:8081"
+    pccs_ca: Path | None = None
+    pccs_api_version: int = 3
+    grace_period: float = 10.0
+
+
+def _env(name: str, default: object) -> object:
+    value = os.environ.get(_ENV_PREFIX + name.upper().replace("-", "_"))
+    return default if value is None else value
+
+
+def _env_flag(name: str) -> bool:
+    value = os.environ.get(_ENV_PREFIX + name.upper().replace("-", "_"), "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``blindai-server`` argument parser."""
+    d = ServerConfig()
+    parser = argparse.ArgumentParser(
+        prog="blindai-server",
+        description=(
+            "Confidential inference server speaking the BlindAI 0.3 protocol. "
+            "Every option can also be set in the environment as BLINDAI_<NAME> "
+            "(e.g. BLINDAI_ATTESTED_PORT=50051, BLINDAI_SIMULATION=1); the "
+            "command line wins."
+        ),
+        epilog=(
+            "examples:\n"
+            "  blindai-server --simulation\n"
+            "  blindai-server --simulation --untrusted-port 0 --attested-port 0 "
+            "--ready-file ports.json\n"
+            "  gramine-sgx blindai-server --pccs-url https://pccs.internal:8081"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--simulation", action="store_true", default=_env_flag("simulation"),
+        help="run without an enclave and without attestation (development only: "
+        "NOT SECURE). Without it the server needs an SGX enclave under Gramine.")
+    add("--host", default=_env("host", d.host),
+        help="address to listen on (default %(default)s)")
+    add("--untrusted-port", type=int, default=_env("untrusted_port", d.untrusted_port),
+        help="port of the attestation service (default %(default)s; 0 = any free)")
+    add("--attested-port", type=int, default=_env("attested_port", d.attested_port),
+        help="port of the model service (default %(default)s; 0 = any free)")
+    add("--state-dir", type=Path, default=_env("state_dir", d.state_dir),
+        help="where host_server.pem (the certificate clients pass as "
+        "`certificate`) and its key are kept (default %(default)s)")
+    add("--max-model-size", type=int, default=_env("max_model_size", d.max_model_size),
+        help="largest model accepted, in bytes (default %(default)s)")
+    add("--max-input-size", type=int, default=_env("max_input_size", d.max_input_size),
+        help="largest input accepted, in bytes (default %(default)s)")
+    add("--log-level", default=_env("log_level", d.log_level),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+        help="log level (default %(default)s); logs never hold model bytes, "
+        "inputs, outputs or keys")
+    add("--workers", type=int, default=_env("workers", d.workers),
+        help="concurrent calls served per port (default %(default)s)")
+    add("--max-concurrent-uploads", type=int,
+        default=_env("max_concurrent_uploads", d.max_concurrent_uploads),
+        help="uploads received at once; more are refused (default %(default)s)")
+    add("--inference-threads", type=int,
+        default=_env("inference_threads", d.inference_threads),
+        help="onnxruntime intra-op threads per inference (default 0 = one per core)")
+    add("--run-timeout", type=float, default=_env("run_timeout", d.run_timeout),
+        help="seconds after which an inference is stopped (default 0 = no limit)")
+    add("--ready-file", type=Path, default=_env("ready_file", None),
+        help="write the bound ports as JSON to this file once serving")
+    add("--attestation-dir", type=Path,
+        default=_env("attestation_dir", d.attestation_dir),
+        help="Gramine's attestation interface (default %(default)s)")
+    add("--pccs-url", default=_env("pccs_url", d.pccs_url),
+        help="provisioning certification caching service (default %(default)s)")
+    add("--pccs-ca", type=Path, default=_env("pccs_ca", None),
+        help="CA certificate (PEM) of a PCCS with a private CA")
+    add("--pccs-api-version", type=int, choices=[3, 4],
+        default=_env("pccs_api_version", d.pccs_api_version),
+        help="PCS API version: 3 serves TCB info v2 (what published 0.3 clients "
+        "read), 4 serves TCB info v3 (default %(default)s)")
+    add("--grace-period", type=float, default=_env("grace_period", d.grace_period),
+        help="seconds given to calls in flight on SIGTERM (default %(default)s)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> ServerConfig:
+    """Parse the command line (and environment) into a :class:`ServerConfig`."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    config = ServerConfig(**{k: v for k, v in vars(ns).items()})
+    problems = _check(config)
+    if problems:
+        parser.error("; ".join(problems))
+    return config
+
+
+def _check(config: ServerConfig) -> list[str]:
+    problems = []
+    for name in ("untrusted_port", "attested_port"):
+        port = getattr(config, name)
+        if not 0 <= port <= 65535:
+            problems.append(f"--{name.replace('_', '-')} {port} is not a port")
+    if config.untrusted_port == config.attested_port != 0:
+        problems.append("the two ports must differ")
+    for name in ("max_model_size", "max_input_size", "workers",
+                 "max_concurrent_uploads"):
+        if getattr(config, name) <= 0:
+            problems.append(f"--{name.replace('_', '-')} must be positive")
+    if config.run_timeout < 0 or config.inference_threads < 0:
+        problems.append("--run-timeout and --inference-threads cannot be negative")
+    return problems

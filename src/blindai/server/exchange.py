@@ -1,0 +1,210 @@
+"""The attested port: ``securedexchange.Exchange`` (SendModel, RunModel).
+
+Every refusal is a gRPC status naming the problem. Logs carry sizes, durations,
+hashes and error classes, never model bytes, inputs or outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from blindai.pb import securedexchange_pb2 as pb
+from blindai.pb import securedexchange_pb2_grpc as pb_grpc
+from blindai.server.config import ServerConfig
+from blindai.server.keys import EnclaveIdentity
+from blindai.server.models import (
+    LoadedModel,
+    ModelStore,
+    RequestError,
+    invalid,
+    load_model,
+)
+from blindai.tensors import InputDecodeError, ModelDatumType, decode_input, encode_array
+
+log = logging.getLogger(__name__)
+
+
+def exhausted(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+class ExchangeService(pb_grpc.ExchangeServicer):
+    """Model upload and inference."""
+
+    def __init__(
+        self, config: ServerConfig, identity: EnclaveIdentity, store: ModelStore
+    ) -> None:
+        self._config = config
+        self._identity = identity
+        self._store = store
+        self._uploads = threading.BoundedSemaphore(config.max_concurrent_uploads)
+
+    # --- SendModel -------------------------------------------------------------
+
+    def SendModel(  # noqa: N802 (gRPC method name)
+        self, request_iterator: Iterator[pb.SendModelRequest], context: Any
+    ) -> pb.SendModelReply:
+        started = time.perf_counter()
+        try:
+            if not self._uploads.acquire(blocking=False):
+                raise exhausted(
+                    f"{self._config.max_concurrent_uploads} uploads are already in "
+                    "progress; try again later"
+                )
+            try:
+                first, data = self._receive_model(request_iterator)
+                model = load_model(
+                    data, list(first.input_fact), first.datum, first.datum_output,
+                    inference_threads=self._config.inference_threads,
+                )
+            finally:
+                self._uploads.release()
+        except RequestError as err:
+            return _abort(context, "SendModel", err)
+        self._store.replace(model)
+        log.info(
+            "model loaded: %d bytes, sha256 %s, input %s %s, output %s, %.0f ms",
+            model.size, model.model_hash.hex(), model.datum.name, list(model.shape),
+            model.datum_output.name, (time.perf_counter() - started) * 1e3,
+        )
+        payload = pb.Payload(
+            header=_header(),
+            send_model_payload=pb.SendModelPayload(
+                model_hash=model.model_hash, input_fact=list(model.shape)
+            ),
+        ).SerializeToString()
+        return pb.SendModelReply(payload=payload, signature=self._sign(first.sign,
+                                                                       payload))
+
+    def _receive_model(
+        self, requests: Iterator[pb.SendModelRequest]
+    ) -> tuple[pb.SendModelRequest, bytes]:
+        limit = self._config.max_model_size
+        first = next(requests, None)
+        if first is None:
+            raise invalid("the upload stream was empty")
+        length = first.length
+        if length > limit:
+            raise exhausted(f"the model is {length} bytes; this server accepts at "
+                            f"most {limit}")
+        if length == 0:
+            raise invalid("the upload declared a length of 0 bytes")
+        buffer = bytearray(length)
+        received = 0
+        for request in _chain(first, requests):
+            chunk = request.data
+            end = received + len(chunk)
+            if end > length:
+                if end > limit:
+                    raise exhausted(f"the model exceeds this server's limit of "
+                                    f"{limit} bytes")
+                raise invalid(f"more model bytes arrived than the declared length "
+                              f"of {length}")
+            buffer[received:end] = chunk
+            received = end
+        if received != length:
+            raise invalid(f"the upload ended after {received} of the declared "
+                          f"{length} bytes")
+        return first, bytes(buffer)
+
+    # --- RunModel --------------------------------------------------------------
+
+    def RunModel(  # noqa: N802 (gRPC method name)
+        self, request_iterator: Iterator[pb.RunModelRequest], context: Any
+    ) -> pb.RunModelReply:
+        started = time.perf_counter()
+        model = self._store.current
+        try:
+            if model is None:
+                raise RequestError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "no model has been uploaded yet; call upload_model first",
+                )
+            first, raw = self._receive_input(request_iterator)
+            array = self._decode(first, raw, model)
+            output = model.run(array.reshape(model.shape),
+                               timeout=self._config.run_timeout)
+            out_bytes = encode_array(_as_type(output, model.datum_output))
+        except RequestError as err:
+            return _abort(context, "RunModel", err)
+        payload = pb.Payload(
+            header=_header(),
+            run_model_payload=pb.RunModelPayload(
+                output=out_bytes,
+                datum_output=int(model.datum_output),
+                input_hash=hashlib.sha256(raw).digest(),
+                model_hash=model.model_hash,
+                output_shape=list(output.shape),
+            ),
+        ).SerializeToString()
+        log.info("run: %d input bytes, %d output bytes, %.1f ms", len(raw),
+                 len(out_bytes), (time.perf_counter() - started) * 1e3)
+        return pb.RunModelReply(payload=payload, signature=self._sign(first.sign,
+                                                                      payload))
+
+    def _receive_input(
+        self, requests: Iterator[pb.RunModelRequest]
+    ) -> tuple[pb.RunModelRequest, bytes]:
+        limit = self._config.max_input_size
+        first = next(requests, None)
+        if first is None:
+            raise invalid("the input stream was empty")
+        parts = []
+        total = 0
+        for request in _chain(first, requests):
+            total += len(request.input)
+            if total > limit:
+                raise exhausted(f"the input exceeds this server's limit of {limit} "
+                                "bytes")
+            parts.append(request.input)
+        if total == 0:
+            raise invalid("the input is empty")
+        return first, b"".join(parts)
+
+    def _decode(
+        self, first: pb.RunModelRequest, raw: bytes, model: LoadedModel
+    ) -> np.ndarray:
+        try:
+            array = decode_input(raw, model.datum)
+        except InputDecodeError as exc:
+            raise invalid(str(exc)) from None
+        if array.size != model.element_count:
+            raise invalid(
+                f"the input has {array.size} elements; the model's input shape "
+                f"{list(model.shape)} takes {model.element_count}"
+            )
+        return array
+
+    def _sign(self, requested: bool, payload: bytes) -> bytes:
+        return self._identity.sign(payload) if requested else b""
+
+
+def _as_type(output: np.ndarray, datum: ModelDatumType) -> np.ndarray:
+    if output.dtype != datum.numpy_dtype:
+        return output.astype(datum.numpy_dtype)
+    return output
+
+
+def _header() -> pb.PayloadHeader:
+    stamp = Timestamp()
+    stamp.GetCurrentTime()
+    return pb.PayloadHeader(issued_at=stamp)
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _abort(context: Any, rpc: str, err: RequestError) -> Any:
+    log.info("%s refused: %s", rpc, err.code.name)
+    context.abort(err.code, err.message)

@@ -1,0 +1,253 @@
+"""Loading ONNX models and running them with onnxruntime.
+
+One model is served at a time, as in BlindAI 0.3. A new upload replaces it
+atomically: runs hold a reference to the model they started with and finish on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+from google.protobuf.message import DecodeError
+
+from blindai.tensors import ModelDatumType
+
+log = logging.getLogger(__name__)
+
+#: The largest number of dimensions an input shape may have.
+MAX_RANK = 16
+
+
+class RequestError(Exception):
+    """A request that is refused with a gRPC status and a message for the client."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the uploader declared about the model."""
+
+    shape: tuple[int, ...]
+    datum: ModelDatumType
+    datum_output: ModelDatumType
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model ready to run; ``session.run`` is safe to call from many threads."""
+
+    session: ort.InferenceSession = field(repr=False)
+    model_hash: bytes
+    size: int
+    input_name: str
+    output_name: str
+    shape: tuple[int, ...]
+    datum: ModelDatumType
+    datum_output: ModelDatumType
+
+    @property
+    def element_count(self) -> int:
+        return math.prod(self.shape)
+
+    def run(self, array: np.ndarray, *, timeout: float = 0.0) -> np.ndarray:
+        """Run on ``array`` (already of the model's shape and type)."""
+        options = ort.RunOptions()
+        timer = None
+        if timeout > 0:
+            timer = threading.Timer(timeout, _terminate, args=(options,))
+            timer.start()
+        started = time.perf_counter()
+        try:
+            (out,) = self.session.run([self.output_name], {self.input_name: array},
+                                      run_options=options)
+        except Exception as exc:
+            if options.terminate:
+                raise RequestError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"inference stopped after the server's limit of {timeout:g} s",
+                ) from None
+            log.info("inference failed: %s", type(exc).__name__)
+            raise invalid(f"the model failed on this input: {_short(exc)}") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        log.debug("inference took %.1f ms", (time.perf_counter() - started) * 1e3)
+        return np.asarray(out)
+
+
+def _terminate(options: ort.RunOptions) -> None:
+    options.terminate = True
+
+
+def _short(exc: Exception, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ModelStore:
+    """Holds the current model; replacing it is atomic."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: LoadedModel | None = None
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._model
+
+    def replace(self, model: LoadedModel) -> None:
+        with self._lock:
+            self._model = model
+
+
+def session_options(inference_threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = inference_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return options
+
+
+def load_model(
+    data: bytes, spec_shape: list[int], datum: int, datum_output: int,
+    *, inference_threads: int = 0,
+) -> LoadedModel:
+    """Check and load a model; raises :class:`RequestError` with the reason."""
+    in_type = _datum(datum, "input")
+    out_type = _datum(datum_output, "output")
+    check_no_external_data(data)
+    try:
+        session = ort.InferenceSession(
+            data, sess_options=session_options(inference_threads),
+            providers=["CPUExecutionProvider"],
+        )
+    except Exception as exc:
+        log.info("model rejected by onnxruntime: %s", type(exc).__name__)
+        raise invalid(f"the model could not be loaded: {_short(exc)}") from None
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        names = ", ".join(i.name for i in inputs)
+        raise invalid(f"the model must have exactly one input; it has "
+                      f"{len(inputs)} ({names})")
+    model_in = inputs[0]
+    model_out = session.get_outputs()[0]
+    _check_type(model_in.type, in_type, "input", "dtype")
+    _check_type(model_out.type, out_type, "output", "dtype_out")
+    shape = resolve_shape(spec_shape, model_in.shape)
+    return LoadedModel(
+        session=session,
+        model_hash=hashlib.sha256(data).digest(),
+        size=len(data),
+        input_name=model_in.name,
+        output_name=model_out.name,
+        shape=shape,
+        datum=in_type,
+        datum_output=out_type,
+    )
+
+
+def _datum(value: int, what: str) -> ModelDatumType:
+    try:
+        return ModelDatumType(value)
+    except ValueError:
+        raise invalid(f"unknown {what} element type {value}") from None
+
+
+def _check_type(onnx_type: str, declared: ModelDatumType, what: str, arg: str) -> None:
+    try:
+        actual = ModelDatumType.from_onnx(onnx_type)
+    except ValueError as exc:
+        raise invalid(f"the model's {what} type is not supported: {exc}") from None
+    if actual != declared:
+        raise invalid(
+            f"the model's first {what} is {actual.name} ({onnx_type}) but the "
+            f"upload declared {declared.name}; upload with {arg}="
+            f"ModelDatumType.{actual.name}"
+        )
+
+
+def resolve_shape(declared: list[int], model_shape: list[Any]) -> tuple[int, ...]:
+    """The input shape: the uploader's, checked against the model's declaration.
+
+    Without a declared shape the model's own is used, with a symbolic leading
+    (batch) dimension taken as 1.
+    """
+    if len(declared) > MAX_RANK:
+        raise invalid(f"the input shape has {len(declared)} dimensions; at most "
+                      f"{MAX_RANK} are allowed")
+    for dim in declared:
+        if dim <= 0:
+            raise invalid(f"input shape {list(declared)} has a dimension that is "
+                          "not positive")
+    if not declared:
+        return _shape_from_model(model_shape)
+    if len(declared) != len(model_shape):
+        raise invalid(f"input shape {list(declared)} has {len(declared)} dimensions "
+                      f"but the model's input has {len(model_shape)} ({model_shape})")
+    for dim, model_dim in zip(declared, model_shape, strict=True):
+        if isinstance(model_dim, int) and model_dim > 0 and dim != model_dim:
+            raise invalid(f"input shape {list(declared)} does not fit the model's "
+                          f"input shape {model_shape}")
+    return tuple(declared)
+
+
+def _shape_from_model(model_shape: list[Any]) -> tuple[int, ...]:
+    shape = []
+    for index, dim in enumerate(model_shape):
+        if isinstance(dim, int) and dim > 0:
+            shape.append(dim)
+        elif index == 0:
+            shape.append(1)
+        else:
+            raise invalid(f"the model's input shape {model_shape} has a symbolic "
+                          f"dimension {dim!r}; send the input shape with the upload")
+    return tuple(shape)
+
+
+def check_no_external_data(data: bytes) -> None:
+    """Refuse models whose tensors name external files: a model may not read the
+    server's files."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except DecodeError:
+        raise invalid("the bytes are not an ONNX model (protobuf parse failed)") \
+            from None
+    for tensor in _all_tensors(proto.graph):
+        if uses_external_data(tensor):
+            raise invalid(f"the model's tensor {tensor.name!r} refers to external "
+                          "data; models must be self-contained")
+
+
+def _all_tensors(graph: Any) -> Any:
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _all_tensors(sub)
