@@ -52,3 +52,44 @@ def test_legacy_run_proof_signature_is_genuine():
 def test_garbage_is_not_a_proof():
     with pytest.raises(SignatureError):
         RunModelResponse().load_from_bytes(b"\xff\xff\xff")
+
+
+def _instant():
+    import datetime as dt
+    import tomllib
+
+    case = tomllib.loads((CASE / "case.toml").read_text())
+    return dt.datetime.fromtimestamp(case["verification"]["instant"], dt.UTC)
+
+
+def test_upload_proof_validates_with_policy_at_its_instant():
+    proof = UploadModelResponse().load_from_file(CASE / "exec_upload.proof")
+    proof.validate(proof.model_hash, policy_file=CASE / "policy.toml", at=_instant())
+
+
+def test_upload_proof_fails_now():
+    from blindai import AttestationError
+
+    proof = UploadModelResponse().load_from_file(CASE / "exec_upload.proof")
+    with pytest.raises(AttestationError):
+        proof.validate(proof.model_hash, policy_file=CASE / "policy.toml")
+
+
+def test_attested_proof_needs_a_policy():
+    from blindai import AttestationError
+
+    proof = UploadModelResponse().load_from_file(CASE / "exec_upload.proof")
+    with pytest.raises(AttestationError, match="policy is required"):
+        proof.validate(proof.model_hash, at=_instant())
+
+
+def test_legacy_run_proof_refused_with_full_validation():
+    proof = RunModelResponse().load_from_file(CASE / "exec_run.proof")
+    with pytest.raises(SignatureError):
+        proof.validate([1.0, 2.0], policy_file=CASE / "policy.toml", at=_instant())
+
+
+def test_missing_policy_file():
+    proof = UploadModelResponse().load_from_file(CASE / "exec_upload.proof")
+    with pytest.raises(FileNotFoundError):
+        proof.validate(proof.model_hash, policy_file=CASE / "nope.toml", at=_instant())

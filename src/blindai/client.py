@@ -198,14 +198,16 @@ class BlindAiClient:
             raise AttestationError(
                 f"the server gave no attestation: {err.code().name}: "
                 f"{err.details()}") from None
-        if trusted_root is not None:
-            _warn_if_not_intel(trusted_root)
         verified = verify_attestation(reply, policy, trusted_root=trusted_root)
+        if not verified.quote.uses_intel_root:
+            log.warning("attestation was checked against a root CA that is not "
+                        "Intel's: only a test platform should need this")
         self.attestation = reply
-        self.verified_quote = verified
+        self.verified_quote = verified.quote
         self.policy = policy
-        log.info("attestation verified")
-        return reply.enclave_held_data
+        log.info("attestation verified: MRENCLAVE %s, TCB status %s",
+                 verified.quote.mr_enclave.hex(), verified.quote.tcb_status)
+        return verified.enclave_certificate_der
 
     def close_connection(self) -> None:
         """Close the connection (a no-op when not connected)."""
@@ -387,14 +389,6 @@ def _load_policy(policy: Any) -> Any:
     if isinstance(policy, str | os.PathLike):
         return Policy.from_file(policy)
     return policy
-
-
-def _warn_if_not_intel(trusted_root: bytes | str) -> None:
-    from blindai.attestation import is_intel_root
-
-    if not is_intel_root(trusted_root):
-        log.warning("attestation is checked against a root CA that is not Intel's: "
-                    "only a test platform should need this")
 
 
 def _call(method: Any, request: Any, timeout: float | None) -> Any:

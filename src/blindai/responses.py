@@ -158,9 +158,13 @@ class SignedResponse:
                 "checked against no expected enclave identity proves nothing"
             )
         assert self.attestation is not None
-        verify_attestation(self.attestation, policy, at=at, trusted_root=trusted_root)
+        verified = verify_attestation(self.attestation, policy, at=at,
+                                      trusted_root=trusted_root)
+        if not verified.quote.uses_intel_root:
+            log.warning("the proof was checked against a root CA that is not "
+                        "Intel's: only a test platform should need this")
         try:
-            return signing_key_from_certificate(self.attestation.enclave_held_data)
+            return signing_key_from_certificate(verified.enclave_certificate_der)
         except ValueError as exc:
             raise AttestationError(f"the attested enclave certificate: {exc}") \
                 from None
