@@ -107,17 +107,18 @@ def verify_quote(
     # 4. CRLs signed by their issuers and revoking nothing in use (§7).
     crls = _check_revocation(collateral, root, path, documents)
 
-    # 5. Every certificate, CRL and document valid at `at`, bounds included (§7).
-    window = pki.check_periods(_periods(root, path, documents, crls), at)
-
-    # 6. The quote's signatures and the QE's binding of the attestation key (§1.5).
+    # 5. The quote's signatures and the QE's binding of the attestation key (§1.5).
     _check_quote_signatures(raw_quote, path.leaf)
 
-    # 7. The TCB info is the platform's: FMSPC and PCE ID of the PCK (§6 step 1).
+    # 6. The TCB info is the platform's: FMSPC and PCE ID of the PCK (§6 step 1).
     _check_tcb_info_matches(documents.tcb_info, path.extension)
 
-    # 8. The quoting enclave is Intel's QE as the QE identity describes it (§5).
+    # 7. The quoting enclave is Intel's QE as the QE identity describes it (§5).
     _check_qe_identity(raw_quote, documents.qe_identity)
+
+    # 8. Every certificate, CRL and document valid at `at`, bounds included (§7).
+    #    Last, so that CollateralExpiredError means "genuine, but stale".
+    window = pki.check_periods(_periods(root, path, documents, crls), at)
 
     # 9. TCB levels and the converged status (§6 steps 2-4, convergence).
     return _claims(raw_quote, path, documents, window, at, root)
@@ -314,7 +315,7 @@ def _periods(
 
 
 def _check_quote_signatures(raw_quote: Quote, pck_leaf: x509.Certificate) -> None:
-    # 6a. The PCK key signed the QE report (§1.5 step 1).
+    # 5a. The PCK key signed the QE report (§1.5 step 1).
     pck_key = pck_leaf.public_key()
     try:
         if not isinstance(pck_key, ec.EllipticCurvePublicKey):
@@ -327,7 +328,7 @@ def _check_quote_signatures(raw_quote: Quote, pck_leaf: x509.Certificate) -> Non
             "the QE report is not signed by the PCK certificate's key"
         ) from exc
 
-    # 6b. The QE report binds the attestation key and auth data (§1.5 step 2).
+    # 5b. The QE report binds the attestation key and auth data (§1.5 step 2).
     expected = hashlib.sha256(
         raw_quote.attestation_key + raw_quote.qe_auth_data
     ).digest()
@@ -342,7 +343,7 @@ def _check_quote_signatures(raw_quote: Quote, pck_leaf: x509.Certificate) -> Non
             f"the upper half of the QE report data is {bound[32:].hex()}, not zero"
         )
 
-    # 6c. The attestation key signed the header and report body (§1.5 step 3).
+    # 5c. The attestation key signed the header and report body (§1.5 step 3).
     try:
         attestation_key = p256_key_from_raw(raw_quote.attestation_key)
         verify_raw_signature(
