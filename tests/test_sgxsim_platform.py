@@ -17,7 +17,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
 from sgxsim import PckInfo, SgxPlatform, TestPki
 from sgxsim.documents import default_tcb_levels, signed_body_bytes
 from sgxsim.oracle import dcap_qvl_verify
@@ -60,7 +59,9 @@ def test_quote_header_and_report_body_offsets(quote: bytes) -> None:
     assert struct.unpack_from("<I", quote, 432)[0] == len(quote) - 436
 
 
-def test_quote_signatures_chain_to_the_pck_key(quote: bytes, platform: SgxPlatform) -> None:
+def test_quote_signatures_chain_to_the_pck_key(
+    quote: bytes, platform: SgxPlatform
+) -> None:
     att_key = quote[500:564]
     _verify_raw(_point(att_key), quote[436:500], quote[:432])
     qe_report = quote[564:948]
@@ -103,8 +104,7 @@ def test_sgx_extension_is_encoded_like_intels() -> None:
     der = info.extension_der("processor")
     assert der.hex().startswith(fixture_hex)
     assert der.hex().endswith(
-        "3014060a2a864886f84d010d0104040600906ea10000"
-        "300f060a2a864886f84d010d01050a0100"
+        "3014060a2a864886f84d010d0104040600906ea10000300f060a2a864886f84d010d01050a0100"
     )
     assert len(der) == 4 + 0x1C1
 
@@ -159,7 +159,10 @@ def test_collateral_fields_are_filled_like_a_0_3_server(platform: SgxPlatform) -
     collateral = platform.collateral()
     assert collateral.version == 3
     for name in ("pck_crl_issuer_chain", "tcb_info_issuer_chain", "pck_signing_chain"):
-        assert len(x509.load_pem_x509_certificates(getattr(collateral, name).encode())) == 2
+        assert (
+            len(x509.load_pem_x509_certificates(getattr(collateral, name).encode()))
+            == 2
+        )
     leaf = x509.load_pem_x509_certificate(collateral.pck_certificate.encode())
     assert leaf == platform.pck.certificate
     x509.load_pem_x509_crl(collateral.root_ca_crl.encode())
@@ -185,12 +188,16 @@ def test_dcap_qvl_says_up_to_date_on_a_platform_ca_pck() -> None:
 def test_dcap_qvl_reports_the_sw_hardening_level_and_its_advisory() -> None:
     platform = SgxPlatform()
     info = platform.pck_info
-    platform.tcb_levels = default_tcb_levels(info.cpusvn, info.pcesvn + 1, at=platform.at)
+    platform.tcb_levels = default_tcb_levels(
+        info.cpusvn, info.pcesvn + 1, at=platform.at
+    )
     status = _oracle(platform, platform.make_quote(), platform.at)
     assert status == ("SWHardeningNeeded", ["INTEL-SA-00615"])
 
 
-def test_attack_expired_tcb_info_is_refused(platform: SgxPlatform, quote: bytes) -> None:
+def test_attack_expired_tcb_info_is_refused(
+    platform: SgxPlatform, quote: bytes
+) -> None:
     end = platform.at + dt.timedelta(hours=1)
     tcb_info = platform.tcb_info(next_update=end)
     assert _oracle(platform, quote, end, tcb_info=tcb_info)[0] == "UpToDate"

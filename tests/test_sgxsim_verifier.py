@@ -10,14 +10,14 @@ import datetime as dt
 import hashlib
 
 import pytest
+from sgxsim import SgxPlatform, TestPki
+from sgxsim.documents import default_tcb_levels
+from sgxsim.pki import crl_pem
 
 from blindai.attestation import TcbStatus, verify_attestation, verify_quote
 from blindai.attestation.policy import Policy
 from blindai.errors import AttestationError, CollateralError, QuoteVerificationError
 from blindai.pb import untrusted_pb2
-from sgxsim import SgxPlatform, TestPki
-from sgxsim.documents import default_tcb_levels
-from sgxsim.pki import crl_pem
 
 SECOND = dt.timedelta(seconds=1)
 
@@ -54,7 +54,9 @@ def test_claims_are_the_report_fields(platform: SgxPlatform) -> None:
 def test_sw_hardening_level_carries_its_advisory() -> None:
     platform = SgxPlatform()
     info = platform.pck_info
-    platform.tcb_levels = default_tcb_levels(info.cpusvn, info.pcesvn + 1, at=platform.at)
+    platform.tcb_levels = default_tcb_levels(
+        info.cpusvn, info.pcesvn + 1, at=platform.at
+    )
     verified = _verify(platform, platform.make_quote(), api_version=4)
     assert verified.tcb_status == TcbStatus.SW_HARDENING_NEEDED
     assert "INTEL-SA-00615" in verified.advisory_ids
@@ -98,7 +100,10 @@ def test_attack_evidence_from_another_root(platform: SgxPlatform) -> None:
     quote = platform.make_quote()
     with pytest.raises(AttestationError):
         verify_quote(
-            quote, platform.collateral(), at=platform.at, trusted_root=TestPki().root.pem
+            quote,
+            platform.collateral(),
+            at=platform.at,
+            trusted_root=TestPki().root.pem,
         )
 
 
@@ -119,7 +124,9 @@ def test_attack_quote_from_another_quoting_enclave(platform: SgxPlatform) -> Non
         _verify(platform, platform.make_quote(), qe_identity=identity)
 
 
-def test_verify_attestation_binds_the_enclave_certificate(platform: SgxPlatform) -> None:
+def test_verify_attestation_binds_the_enclave_certificate(
+    platform: SgxPlatform,
+) -> None:
     held = b"enclave certificate DER stand-in"
     report_data = hashlib.sha256(held).digest() + bytes(32)
     quote = platform.make_quote(report_data)

@@ -41,9 +41,11 @@ class _CloseWatcher:
         try:
             libc = ctypes.CDLL(name, use_errno=True)
             fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            if fd >= 0 and libc.inotify_add_watch(
-                fd, os.fsencode(path), _IN_CLOSE_NOWRITE
-            ) >= 0:
+            if (
+                fd >= 0
+                and libc.inotify_add_watch(fd, os.fsencode(path), _IN_CLOSE_NOWRITE)
+                >= 0
+            ):
                 self.fd = fd
             elif fd >= 0:
                 os.close(fd)

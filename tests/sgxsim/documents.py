@@ -65,11 +65,17 @@ def default_tcb_levels(
     return [
         TcbLevel(comps, pcesvn, "UpToDate", at - 30 * day),
         TcbLevel(
-            comps, max(pcesvn - 1, 0), "SWHardeningNeeded", at - 200 * day,
+            comps,
+            max(pcesvn - 1, 0),
+            "SWHardeningNeeded",
+            at - 200 * day,
             ("INTEL-SA-00615",),
         ),
         TcbLevel(
-            lowered, max(pcesvn - 1, 0), "OutOfDate", at - 400 * day,
+            lowered,
+            max(pcesvn - 1, 0),
+            "OutOfDate",
+            at - 400 * day,
             ("INTEL-SA-00615", "INTEL-SA-00657"),
         ),
         TcbLevel((0,) * 16, 0, "OutOfDate", at - 800 * day, ("INTEL-SA-00219",)),

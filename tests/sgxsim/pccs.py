@@ -108,11 +108,16 @@ class FakePccs:
 
     # -- answers ---------------------------------------------------------------
 
-    def answer(self, path: str, query: dict[str, str]) -> tuple[int, dict, bytes]:
-        """(status, headers, body) for a GET of ``path`` with ``query``."""
+    def count(self, path: str) -> None:
+        """Record one request for ``path`` (whatever the mode)."""
         with self._lock:
             self.requests[path] += 1
-        if not path.startswith(_PREFIX) or path[len(_PREFIX) : len(_PREFIX) + 2] not in (
+
+    def answer(self, path: str, query: dict[str, str]) -> tuple[int, dict, bytes]:
+        """(status, headers, body) for a GET of ``path`` with ``query``."""
+        if not path.startswith(_PREFIX) or path[
+            len(_PREFIX) : len(_PREFIX) + 2
+        ] not in (
             "3/",
             "4/",
         ):
@@ -174,13 +179,14 @@ def _handler_for(pccs: FakePccs) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            parsed = urllib.parse.urlsplit(self.path)
+            pccs.count(parsed.path)
             if pccs.mode == "drop":
                 self.close_connection = True
                 return
             if pccs.mode == "503":
                 self._send(503, {}, b"service unavailable")
                 return
-            parsed = urllib.parse.urlsplit(self.path)
             query = dict(urllib.parse.parse_qsl(parsed.query))
             self._send(*pccs.answer(parsed.path, query))
 
@@ -236,7 +242,10 @@ def _make_tls(directory: Path) -> tuple[Path, ssl.SSLContext]:
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePublicKey, now: dt.datetime
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: ec.EllipticCurvePublicKey,
+    now: dt.datetime,
 ) -> x509.CertificateBuilder:
     return (
         x509.CertificateBuilder()

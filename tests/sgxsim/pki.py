@@ -273,7 +273,9 @@ class TestPki:
     def revoke(self, serial: int, *, issuer: str) -> None:
         """Put ``serial`` on the CRL of ``issuer`` ("root", "processor", "platform")."""
         if issuer not in self.revoked:
-            raise ValueError(f"expected an issuer in {sorted(self.revoked)}: {issuer!r}")
+            raise ValueError(
+                f"expected an issuer in {sorted(self.revoked)}: {issuer!r}"
+            )
         self.revoked[issuer].add(serial)
 
     def crl(
@@ -297,9 +299,7 @@ class TestPki:
             .next_update(next_update or self.at + dt.timedelta(days=30))
             .add_extension(x509.CRLNumber(1), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    ca.key.public_key()
-                ),
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
                 critical=False,
             )
         )

@@ -129,7 +129,7 @@ class SgxPlatform:
         signer: Issued | None = None,
         mrsigner: bytes | None = None,
     ) -> str:
-        """The signed QE identity v2 matching the QE that signs this platform's quotes."""
+        """The signed QE identity v2 of the QE that signs this platform's quotes."""
         qe = self.builder.qe
         body = docs.qe_identity_body(
             mrsigner=mrsigner or qe.mr_signer,
