@@ -7,7 +7,7 @@ signature and the payload layouts are.
 from __future__ import annotations
 
 import pytest
-from conftest import ATTESTATION_FIXTURES
+from support import ATTESTATION_FIXTURES
 
 from blindai import RunModelResponse, SignatureError, UploadModelResponse
 from blindai._certs import signing_key_from_certificate

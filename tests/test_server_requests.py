@@ -5,7 +5,7 @@ from __future__ import annotations
 import cbor2
 import grpc
 import pytest
-from conftest import attestation_stub, exchange_stub
+from support import attestation_stub, exchange_stub
 from models import affine_model, cast_model, identity_model, two_input_model
 from onnx import TensorProto
 

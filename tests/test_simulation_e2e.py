@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import connect_sim
+from support import connect_sim
 from models import affine_model
 
 import blindai
