@@ -16,6 +16,7 @@ from typing import Any
 import cbor2
 import numpy as np
 
+from blindai import _cbor
 from blindai.pb.securedexchange_pb2 import DatumTypeEnum
 
 
@@ -115,13 +116,24 @@ def _flatten_into(data: Any, out: list[int | float]) -> None:
 
 
 def encode_list(values: Sequence[int | float]) -> bytes:
-    """CBOR-encode a flat list exactly as ``cbor2.dumps`` does (0.3 encoding)."""
-    return cbor2.dumps(list(values))
+    """CBOR-encode a flat list exactly as ``cbor2.dumps`` does (0.3 encoding).
+
+    A Python list goes straight to ``cbor2``'s C encoder: converting it to an
+    array first costs more than encoding it (691,200 floats: 32 ms through
+    cbor2, 43 ms through ``np.array`` and the vectorised encoder). Arrays take
+    :func:`encode_array`.
+    """
+    return cbor2.dumps(values if isinstance(values, list) else list(values))
 
 
 def encode_array(array: np.ndarray) -> bytes:
-    """CBOR-encode a numpy array as the flat list of its elements."""
-    return encode_list(_flatten_array(array))
+    """CBOR-encode a numpy array as the flat list of its elements (the bytes of
+    ``cbor2.dumps(array.tolist())``, without building that list)."""
+    if array.dtype.kind == "f":
+        return _cbor.encode_floats(array)
+    if array.dtype.kind in "iu":
+        return _cbor.encode_ints(array)
+    raise ValueError(f"arrays of {array.dtype} cannot be sent; use numbers")
 
 
 class InputDecodeError(ValueError):
@@ -135,37 +147,68 @@ def decode_input(data: bytes, datum: ModelDatumType) -> np.ndarray:
     numbers, or when a number does not fit the element type.
     """
     try:
-        values = cbor2.loads(data)
-    except Exception as exc:  # cbor2 raises several unrelated types
-        raise InputDecodeError(f"input is not valid CBOR: {exc}") from None
-    if not isinstance(values, list):
+        numbers = _cbor.decode_numbers(data)
+    except _cbor.CborError as exc:
+        raise InputDecodeError(f"input is not a CBOR array of numbers: {exc}") \
+            from None
+    if datum.is_float:
+        return _as_floats(numbers).astype(datum.numpy_dtype)
+    return _as_integers(numbers, datum)
+
+
+def _as_floats(numbers: _cbor.Numbers) -> np.ndarray:
+    ints = ~numbers.is_float
+    values = numbers.floats.copy()
+    as_float = numbers.magnitude[ints].astype(np.float64)
+    values[ints] = np.where(numbers.negative[ints], -as_float - 1.0, as_float)
+    # Past 2**53 the float of -1 - m is not -float(m) - 1: round the exact value.
+    for index in np.flatnonzero(ints & (numbers.magnitude >= 2**53)):
+        m = int(numbers.magnitude[index])
+        values[index] = float(-1 - m if numbers.negative[index] else m)
+    return values
+
+
+def _as_integers(numbers: _cbor.Numbers, datum: ModelDatumType) -> np.ndarray:
+    floats = np.flatnonzero(numbers.is_float)
+    if floats.size:
         raise InputDecodeError(
-            f"input must be a CBOR array of numbers, got {type(values).__name__}"
+            f"input element {floats[0]} is a float but the model takes {datum.name}"
         )
-    return to_array(values, datum)
-
-
-def to_array(values: list[Any], datum: ModelDatumType) -> np.ndarray:
-    """Check a decoded flat list element by element and build the array."""
-    for index, item in enumerate(values):
-        if isinstance(item, bool) or not isinstance(item, int | float):
-            raise InputDecodeError(
-                f"input element {index} is a {type(item).__name__}, not a number"
-            )
-        if not datum.is_float and isinstance(item, float):
-            raise InputDecodeError(
-                f"input element {index} is a float but the model takes {datum.name}"
-            )
-    try:
-        return np.array(values, dtype=datum.numpy_dtype)
-    except OverflowError:
+    info = np.iinfo(datum.numpy_dtype)
+    negative = numbers.negative
+    # A negative element is -1 - magnitude; in two's complement -1 - min == max,
+    # so one bound serves both signs.
+    too_big = numbers.magnitude > np.uint64(info.max)
+    if info.min == 0:
+        too_big |= negative
+    bad = np.flatnonzero(too_big)
+    if bad.size:
         raise InputDecodeError(
-            f"an input element does not fit the element type {datum.name}"
-        ) from None
+            f"input element {bad[0]} does not fit the element type {datum.name}"
+        )
+    if info.min == 0:
+        return numbers.magnitude.astype(datum.numpy_dtype)
+    signed = numbers.magnitude.astype(np.int64)
+    return np.where(negative, ~signed, signed).astype(datum.numpy_dtype)
 
 
 def decode_output(data: bytes) -> list[int | float]:
-    """Decode a run's ``output`` field (CBOR flat list, any float width)."""
+    """Decode a run's ``output`` field (CBOR flat list, any float width).
+
+    Homogeneous lists take the vectorised decoder; others (mixed lists, or an
+    encoding it refuses) go through ``cbor2``, which accepts whatever a server
+    of another version may write.
+    """
+    try:
+        numbers = _cbor.decode_numbers(data)
+    except _cbor.CborError:
+        numbers = None
+    if numbers is not None and numbers.is_float.all():
+        return numbers.floats.tolist()
+    if numbers is not None and not numbers.is_float.any():
+        if not (numbers.magnitude >> np.uint64(63)).any():
+            signed = numbers.magnitude.astype(np.int64)
+            return np.where(numbers.negative, ~signed, signed).tolist()
     values = cbor2.loads(data)
     if not isinstance(values, list):
         raise ValueError("output is not a CBOR array")

@@ -1,0 +1,304 @@
+"""A vectorised CBOR codec for the one shape the protocol uses: a flat array of
+numbers.
+
+The 0.3 protocol carries inputs and outputs as the CBOR encoding of a flat list
+of numbers, and clients hash exactly those bytes. ``cbor2`` is correct but
+general: it builds one Python object per element, and it accepts far more than
+the protocol allows (maps, strings, tags such as bignums, nested arrays,
+trailing bytes after the list). This module works on numpy arrays instead:
+
+* :func:`encode_floats` and :func:`encode_ints` write the bytes that
+  ``cbor2.dumps`` writes for the same Python list (8-byte doubles with the
+  ``0xfb`` head, NaN and the infinities as the 2-byte halves ``f97e00``,
+  ``f97c00``, ``f9fc00``; integers in their shortest form);
+* :func:`decode_numbers` reads one definite-length array of integers and
+  half, single or double floats, and refuses everything else with a
+  :class:`CborError` naming what was found and at which element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Head bytes of the IEEE 754 halves that ``cbor2`` writes for special floats.
+_NAN = (0xF9, 0x7E, 0x00)
+_POS_INF = (0xF9, 0x7C, 0x00)
+_NEG_INF = (0xF9, 0xFC, 0x00)
+
+_MAJOR_UINT, _MAJOR_NINT, _MAJOR_ARRAY, _MAJOR_SIMPLE = 0, 1, 4, 7
+
+
+class CborError(ValueError):
+    """The bytes are not one CBOR array of numbers as the protocol allows."""
+
+
+# --- encoding ------------------------------------------------------------------
+
+
+def _head(major: int, value: int) -> bytes:
+    """A CBOR head with ``value`` in its shortest form."""
+    if value < 24:
+        return bytes([major << 5 | value])
+    for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if value < 1 << (8 * size):
+            return bytes([major << 5 | extra]) + value.to_bytes(size, "big")
+    raise ValueError(f"{value} does not fit a CBOR head")
+
+
+def encode_floats(values: np.ndarray) -> bytes:
+    """The CBOR array of ``values`` (any float dtype), each as ``cbor2`` writes a
+    Python float: an 8-byte double, or a 2-byte half for NaN and ±infinity."""
+    doubles = np.ascontiguousarray(values, dtype=">f8").ravel()
+    n = doubles.size
+    finite = np.isfinite(doubles)
+    if finite.all():
+        records = np.empty(n, dtype=_record(">f8"))
+        records["head"] = 0xFB
+        records["value"] = doubles
+        return _head(_MAJOR_ARRAY, n) + records.tobytes()
+    table = np.empty((n, 9), dtype=np.uint8)
+    table[:, 0] = 0xFB
+    table[:, 1:] = doubles.view(np.uint8).reshape(n, 8)
+    for special, mask in (
+        (_NAN, np.isnan(doubles)),
+        (_POS_INF, doubles == np.inf),
+        (_NEG_INF, doubles == -np.inf),
+    ):
+        table[mask, :3] = special
+    widths = np.where(finite, 9, 3)
+    return _head(_MAJOR_ARRAY, n) + _select(table, widths)
+
+
+def _record(value_type: str) -> np.dtype:
+    """One element as it lies in the bytes: a head byte, then a big-endian value."""
+    return np.dtype([("head", np.uint8), ("value", value_type)])
+
+
+def encode_ints(values: np.ndarray) -> bytes:
+    """The CBOR array of ``values`` (any integer dtype), each in its shortest
+    form as ``cbor2`` writes a Python int of 64 bits or fewer."""
+    ints = np.ascontiguousarray(values).ravel()
+    if ints.dtype.kind == "u":
+        magnitude = ints.astype(np.uint64)
+        negative = np.zeros(ints.size, dtype=bool)
+    else:
+        wide = ints.astype(np.int64)
+        negative = wide < 0
+        # A negative n is written as major type 1 with -1 - n, which is ~n.
+        magnitude = np.where(negative, ~wide, wide).astype(np.uint64)
+    major = np.where(negative, _MAJOR_NINT << 5, _MAJOR_UINT << 5).astype(np.uint8)
+    n = ints.size
+    table = np.zeros((n, 9), dtype=np.uint8)
+    big_endian = magnitude.astype(">u8").view(np.uint8).reshape(n, 8)
+    widths = np.ones(n, dtype=np.int64)
+    small = magnitude < 24
+    table[small, 0] = major[small] | magnitude[small].astype(np.uint8)
+    lower = np.uint64(24)
+    for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        upper = np.uint64(1 << (8 * size)) if size < 8 else None
+        rows = magnitude >= lower
+        if upper is not None:
+            rows &= magnitude < upper
+            lower = upper
+        table[rows, 0] = major[rows] | extra
+        table[rows, 1 : 1 + size] = big_endian[rows, 8 - size :]
+        widths[rows] = 1 + size
+    return _head(_MAJOR_ARRAY, n) + _select(table, widths)
+
+
+def _select(table: np.ndarray, widths: np.ndarray) -> bytes:
+    """Concatenate the first ``widths[i]`` bytes of each row ``i`` of ``table``."""
+    keep = np.arange(table.shape[1]) < widths[:, None]
+    return table[keep].tobytes()
+
+
+# --- decoding ------------------------------------------------------------------
+
+
+#: Bytes an element takes, by its head byte; 0 for heads the protocol refuses.
+_WIDTHS = np.zeros(256, dtype=np.int64)
+for _major in (_MAJOR_UINT, _MAJOR_NINT):
+    _WIDTHS[_major << 5 : (_major << 5) + 24] = 1
+    for _extra, _size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        _WIDTHS[_major << 5 | _extra] = 1 + _size
+_WIDTHS[0xF9], _WIDTHS[0xFA], _WIDTHS[0xFB] = 3, 5, 9
+_WIDTH_LIST = _WIDTHS.tolist()
+
+_FLOAT_TYPES = {0xF9: ">f2", 0xFA: ">f4", 0xFB: ">f8"}
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """A decoded array: which elements are floats, their values, and the
+    integers as a magnitude and a sign (CBOR integers span -2**64 .. 2**64-1,
+    more than any one numpy dtype)."""
+
+    is_float: np.ndarray
+    floats: np.ndarray
+    magnitude: np.ndarray
+    negative: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.is_float.size)
+
+
+def decode_numbers(data: bytes) -> Numbers:
+    """Decode one definite-length CBOR array of integers and floats.
+
+    Raises :class:`CborError` for anything else: another top-level item, an
+    indefinite length, a count larger than the bytes can hold, an element that
+    is not a number (strings, maps, tags, nested arrays, booleans, null), a
+    truncated element, or bytes after the array.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    count, start = _array_header(data)
+    if count > len(data) - start:
+        raise CborError(f"the array header claims {count} elements but only "
+                        f"{len(data) - start} bytes follow it")
+    uniform = _uniform(data, start, count)
+    if uniform is not None:
+        return uniform
+    return _values(buf, _scan_starts(data, start, count))
+
+
+def _array_header(data: bytes) -> tuple[int, int]:
+    if not data:
+        raise CborError("the input is empty")
+    major, extra = data[0] >> 5, data[0] & 31
+    if major != _MAJOR_ARRAY:
+        raise CborError(f"the input is {_describe(data[0])}, not an array")
+    if extra == 31:
+        raise CborError("the array has an indefinite length; a definite length "
+                        "is required")
+    if extra < 24:
+        return extra, 1
+    if extra > 27:
+        raise CborError(f"the array head 0x{data[0]:02x} is malformed")
+    size = 1 << (extra - 24)
+    if len(data) < 1 + size:
+        raise CborError("the input ends inside the array header")
+    return int.from_bytes(data[1 : 1 + size], "big"), 1 + size
+
+
+#: The big-endian type after a head byte, by the head's low five bits.
+_PAYLOAD_TYPES = {24: ">u1", 25: ">u2", 26: ">u4", 27: ">u8"}
+
+
+def _uniform(data: bytes, start: int, count: int) -> Numbers | None:
+    """The elements when every one has the first one's head byte (the common
+    case: all doubles, all floats of one width, or integers of one size), read
+    in place as records; ``None`` when they do not."""
+    if count == 0:
+        return _numbers(np.empty(0, dtype=np.uint8)) if len(data) == start else None
+    head = data[start]
+    width = _WIDTH_LIST[head]
+    if width == 0 or len(data) - start != width * count:
+        return None
+    if width == 1:
+        heads = np.frombuffer(data, dtype=np.uint8, offset=start)
+        small = heads & 31
+        if not ((heads >> 5 == head >> 5) & (small < 24)).all():
+            return None
+        return _numbers(heads, magnitude=small.astype(np.uint64))
+    value_type = _FLOAT_TYPES.get(head) or _PAYLOAD_TYPES[head & 31]
+    records = np.frombuffer(data, dtype=_record(value_type), offset=start)
+    if not (records["head"] == head).all():
+        return None
+    heads = records["head"]
+    if head in _FLOAT_TYPES:
+        return _numbers(heads, floats=records["value"].astype(np.float64))
+    return _numbers(heads, magnitude=records["value"].astype(np.uint64))
+
+
+def _numbers(
+    heads: np.ndarray,
+    *,
+    floats: np.ndarray | None = None,
+    magnitude: np.ndarray | None = None,
+) -> Numbers:
+    n = heads.size
+    if floats is None:
+        floats = np.zeros(n, dtype=np.float64)
+    if magnitude is None:
+        magnitude = np.zeros(n, dtype=np.uint64)
+    is_float = heads >= 0xF9
+    negative = ~is_float & (heads >> 5 == _MAJOR_NINT)
+    return Numbers(is_float, floats, magnitude, negative)
+
+
+def _scan_starts(data: bytes, start: int, count: int) -> np.ndarray:
+    """Element offsets found one element at a time (mixed widths).
+
+    Each offset depends on every width before it, so this walk is sequential;
+    it does only a table look-up per element, values are read vectorised later.
+    """
+    widths = _WIDTH_LIST
+    starts = np.empty(count, dtype=np.int64)
+    pos, end = start, len(data)
+    for index in range(count):
+        if pos >= end:
+            raise CborError(f"the input ends before element {index} of {count}")
+        width = widths[data[pos]]
+        if not width:
+            raise CborError(f"element {index} is {_describe(data[pos])}, not a "
+                            "number")
+        starts[index] = pos
+        pos += width
+    if pos > end:
+        raise CborError(f"the input ends inside element {count - 1}")
+    if pos < end:
+        raise CborError(f"{end - pos} bytes follow the array's {count} elements")
+    return starts
+
+
+def _values(buf: np.ndarray, starts: np.ndarray) -> Numbers:
+    n = starts.size
+    heads = buf[starts]
+    is_float = heads >= 0xF9
+    floats = np.zeros(n, dtype=np.float64)
+    for head, dtype in _FLOAT_TYPES.items():
+        rows = np.flatnonzero(heads == head)
+        if rows.size:
+            size = np.dtype(dtype).itemsize
+            floats[rows] = _payload(buf, starts[rows], size).view(dtype).ravel()
+    magnitude = np.zeros(n, dtype=np.uint64)
+    small = heads & 31
+    ints = ~is_float
+    direct = ints & (small < 24)
+    magnitude[direct] = small[direct]
+    for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        rows = np.flatnonzero(ints & (small == extra))
+        if rows.size:
+            raw = _payload(buf, starts[rows], size)
+            padded = np.zeros((rows.size, 8), dtype=np.uint8)
+            padded[:, 8 - size :] = raw
+            magnitude[rows] = padded.view(">u8").ravel()
+    negative = ints & (heads >> 5 == _MAJOR_NINT)
+    return Numbers(is_float, floats, magnitude, negative)
+
+
+def _payload(buf: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` bytes after each head, as a contiguous (rows, size) array."""
+    index = starts[:, None] + np.arange(1, 1 + size)
+    return np.ascontiguousarray(buf[index])
+
+
+def _describe(head: int) -> str:
+    """What a head byte starts, in words, for error messages."""
+    major, extra = head >> 5, head & 31
+    if major == _MAJOR_SIMPLE:
+        simple = {20: "a boolean (false)", 21: "a boolean (true)", 22: "null",
+                  23: "undefined", 31: "a break code"}
+        return simple.get(extra, f"the simple value 0x{head:02x}")
+    if extra in (28, 29, 30):
+        return f"a malformed head 0x{head:02x}"
+    return {
+        0: "an integer", 1: "a negative integer", 2: "a byte string",
+        3: "a text string", 4: "a nested array", 5: "a map", 6: "a tag",
+    }[major]
+
+
+__all__ = ["CborError", "Numbers", "decode_numbers", "encode_floats", "encode_ints"]
