@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sgxsim import FakeAttestationDir, ReportFields, SgxPlatform
+from sgxsim import FakeAttestationDir, ReportFields, SgxPlatform, threads_left
 
 from blindai.attestation import TcbStatus, verify_quote
 from blindai.server.enclave import (
@@ -17,6 +17,13 @@ from blindai.server.enclave import (
     GramineAttestation,
     report_data_for_certificate,
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_thread_left_behind() -> Iterator[None]:
+    yield
+    assert threads_left("gramine-quote", "fake-attestation-dir") == []
+
 
 ENCLAVE = ReportFields(mr_enclave=hashlib.sha256(b"blindai-server").digest())
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sgxsim import FakePccs, PckInfo, SgxPlatform
+from sgxsim import FakePccs, PckInfo, SgxPlatform, threads_left
 
 from blindai.attestation import TcbStatus, verify_quote
 from blindai.server.pccs import (
@@ -17,6 +17,13 @@ from blindai.server.pccs import (
     PccsError,
     collateral_expiry,
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_thread_left_behind() -> Iterator[None]:
+    yield
+    assert threads_left("collateral-refresher", "fake-pccs") == []
+
 
 SECOND = dt.timedelta(seconds=1)
 

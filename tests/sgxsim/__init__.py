@@ -29,4 +29,22 @@ __all__ = [
     "SgxPlatform",
     "TestPki",
     "attributes",
+    "threads_left",
 ]
+
+
+def threads_left(*names: str, wait: float = 2.0) -> list[str]:
+    """Names of live threads called one of ``names``, after waiting up to ``wait`` s.
+
+    Tests call it at the end to check that every server and worker they started
+    has stopped.
+    """
+    import threading
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        alive = [t.name for t in threading.enumerate() if t.name in names]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.01)

@@ -86,7 +86,10 @@ class FakePccs:
         server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-pccs",
+            daemon=True,
         )
         self._thread.start()
         return self
