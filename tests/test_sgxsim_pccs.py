@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sgxsim import FakePccs, PckInfo, SgxPlatform, threads_left
@@ -15,6 +16,7 @@ from blindai.server.pccs import (
     CollateralUnavailable,
     PccsClient,
     PccsError,
+    PckChain,
     collateral_expiry,
 )
 
@@ -252,3 +254,25 @@ def test_untrusted_quote_without_chain_is_refused(pccs: FakePccs) -> None:
     with pytest.raises(ValueError):
         _client(pccs).fetch_collateral(b"\x03\x00" + bytes(100))
     assert pccs.total_requests == 0
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/attestation"
+
+
+@pytest.mark.parametrize(
+    "case, ca_type, fmspc",
+    [
+        ("blindai-0.3-proofs", "processor", "00906ea10000"),
+        ("automata-sgx-00606a-2025-08-tcbv3", "platform", "00606a000000"),
+    ],
+)
+def test_real_quotes_name_their_pck_ca_and_fmspc(
+    case: str, ca_type: str, fmspc: str
+) -> None:
+    """Real quotes (fixtures, see their case.toml) select the right PCCS requests."""
+    quote_file = FIXTURES / case / "quote.bin"
+    if not quote_file.exists():
+        pytest.skip(f"fixture {quote_file} not available")
+    chain = PckChain.from_quote(quote_file.read_bytes())
+    assert (chain.ca_type, chain.fmspc) == (ca_type, fmspc)
+    assert len(chain.issuers) == 2
