@@ -6,7 +6,6 @@ hashes and error classes, never model bytes, inputs or outputs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -19,16 +18,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from blindai.pb import securedexchange_pb2 as pb
 from blindai.pb import securedexchange_pb2_grpc as pb_grpc
+from blindai.server import inputs
 from blindai.server.config import ServerConfig
 from blindai.server.keys import EnclaveIdentity
 from blindai.server.models import (
-    LoadedModel,
     ModelStore,
     RequestError,
     invalid,
     load_model,
 )
-from blindai.tensors import InputDecodeError, ModelDatumType, decode_input, encode_array
+from blindai.tensors import ModelDatumType, encode_array
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +64,7 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                 model = load_model(
                     data, list(first.input_fact), first.datum, first.datum_output,
                     inference_threads=self._config.inference_threads,
+                    max_elements=self._config.max_input_size,
                 )
             finally:
                 self._uploads.release()
@@ -93,8 +93,10 @@ class ExchangeService(pb_grpc.ExchangeServicer):
         if first is None:
             raise invalid("the upload stream was empty")
         length = first.length
-        if length > limit:
-            raise exhausted(f"the model is {length} bytes; this server accepts at "
+        # The limit comes first, whatever else is wrong with the request.
+        if length > limit or len(first.data) > limit:
+            size = max(length, len(first.data))
+            raise exhausted(f"the model is {size} bytes; this server accepts at "
                             f"most {limit}")
         if length == 0:
             raise invalid("the upload declared a length of 0 bytes")
@@ -129,60 +131,31 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     "no model has been uploaded yet; call upload_model first",
                 )
-            first, raw = self._receive_input(request_iterator)
-            array = self._decode(first, raw, model)
-            output = model.run(array.reshape(model.shape),
-                               timeout=self._config.run_timeout)
+            received = inputs.receive(request_iterator, self._config.max_input_size)
+            array = inputs.to_model_array(received, model)
+            output = model.run(array, timeout=self._config.run_timeout)
             out_bytes = encode_array(_as_type(output, model.datum_output))
+            payload = pb.Payload(
+                header=_header(),
+                run_model_payload=pb.RunModelPayload(
+                    output=out_bytes,
+                    datum_output=int(model.datum_output),
+                    model_hash=model.model_hash,
+                    output_shape=list(output.shape),
+                    **received.commitments(),  # type: ignore[arg-type]
+                ),
+            ).SerializeToString()
+            # The signature and the reply's framing add under 100 bytes.
+            limit = inputs.reply_limit(received, context.invocation_metadata())
+            inputs.check_reply_size(len(payload) + 100, limit)
         except RequestError as err:
             return _abort(context, "RunModel", err)
-        payload = pb.Payload(
-            header=_header(),
-            run_model_payload=pb.RunModelPayload(
-                output=out_bytes,
-                datum_output=int(model.datum_output),
-                input_hash=hashlib.sha256(raw).digest(),
-                model_hash=model.model_hash,
-                output_shape=list(output.shape),
-            ),
-        ).SerializeToString()
-        log.info("run: %d input bytes, %d output bytes, %.1f ms", len(raw),
+        log.info("run: %d input bytes (%s), %d output bytes, %.1f ms",
+                 len(received.raw), "tensor" if received.tensor else "CBOR",
                  len(out_bytes), (time.perf_counter() - started) * 1e3)
+        first = received.first
         return pb.RunModelReply(payload=payload, signature=self._sign(first.sign,
                                                                       payload))
-
-    def _receive_input(
-        self, requests: Iterator[pb.RunModelRequest]
-    ) -> tuple[pb.RunModelRequest, bytes]:
-        limit = self._config.max_input_size
-        first = next(requests, None)
-        if first is None:
-            raise invalid("the input stream was empty")
-        parts = []
-        total = 0
-        for request in _chain(first, requests):
-            total += len(request.input)
-            if total > limit:
-                raise exhausted(f"the input exceeds this server's limit of {limit} "
-                                "bytes")
-            parts.append(request.input)
-        if total == 0:
-            raise invalid("the input is empty")
-        return first, b"".join(parts)
-
-    def _decode(
-        self, first: pb.RunModelRequest, raw: bytes, model: LoadedModel
-    ) -> np.ndarray:
-        try:
-            array = decode_input(raw, model.datum)
-        except InputDecodeError as exc:
-            raise invalid(str(exc)) from None
-        if array.size != model.element_count:
-            raise invalid(
-                f"the input has {array.size} elements; the model's input shape "
-                f"{list(model.shape)} takes {model.element_count}"
-            )
-        return array
 
     def _sign(self, requested: bool, payload: bytes) -> bytes:
         return self._identity.sign(payload) if requested else b""

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: The largest number of dimensions an input shape may have.
 MAX_RANK = 16
+#: onnxruntime's FATAL level: its messages may quote tensor values (an
+#: out-of-range index, say), and what it logs goes to the server's log.
+_ORT_SILENT = 4
 
 
 class RequestError(Exception):
@@ -69,6 +72,7 @@ class LoadedModel:
     def run(self, array: np.ndarray, *, timeout: float = 0.0) -> np.ndarray:
         """Run on ``array`` (already of the model's shape and type)."""
         options = ort.RunOptions()
+        options.log_severity_level = _ORT_SILENT
         timer = None
         if timeout > 0:
             timer = threading.Timer(timeout, _terminate, args=(options,))
@@ -122,15 +126,19 @@ def session_options(inference_threads: int) -> ort.SessionOptions:
     options.intra_op_num_threads = inference_threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
+    options.log_severity_level = _ORT_SILENT
     return options
 
 
 def load_model(
     data: bytes, spec_shape: list[int], datum: int, datum_output: int,
-    *, inference_threads: int = 0,
+    *, inference_threads: int = 0, max_elements: int | None = None,
 ) -> LoadedModel:
-    """Check and load a model; raises :class:`RequestError` with the reason."""
+    """Check and load a model; raises :class:`RequestError` with the reason.
+
+    ``max_elements`` bounds the input's element count (an input of more elements
+    than the input size limit allows could never be sent).
+    """
     in_type = _datum(datum, "input")
     out_type = _datum(datum_output, "output")
     check_no_external_data(data)
@@ -151,7 +159,7 @@ def load_model(
     model_out = session.get_outputs()[0]
     _check_type(model_in.type, in_type, "input", "dtype")
     _check_type(model_out.type, out_type, "output", "dtype_out")
-    shape = resolve_shape(spec_shape, model_in.shape)
+    shape = resolve_shape(spec_shape, model_in.shape, max_elements)
     return LoadedModel(
         session=session,
         model_hash=hashlib.sha256(data).digest(),
@@ -184,12 +192,35 @@ def _check_type(onnx_type: str, declared: ModelDatumType, what: str, arg: str) -
         )
 
 
-def resolve_shape(declared: list[int], model_shape: list[Any]) -> tuple[int, ...]:
+def resolve_shape(
+    declared: list[int], model_shape: list[Any], max_elements: int | None = None
+) -> tuple[int, ...]:
     """The input shape: the uploader's, checked against the model's declaration.
 
     Without a declared shape the model's own is used, with a symbolic leading
-    (batch) dimension taken as 1.
+    (batch) dimension taken as 1. A shape of more than ``max_elements`` elements
+    is refused with OUT_OF_RANGE.
     """
+    shape = _resolve(declared, model_shape)
+    if max_elements is not None:
+        _check_element_count(shape, max_elements)
+    return shape
+
+
+def _check_element_count(shape: tuple[int, ...], max_elements: int) -> None:
+    count = 1
+    for dim in shape:
+        count *= dim
+        # Stop at once: the product of 16 int32 dimensions is a 496-bit number.
+        if count > max_elements:
+            raise RequestError(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"input shape {list(shape)} has more elements than the "
+                f"{max_elements} an input within this server's size limit can hold",
+            )
+
+
+def _resolve(declared: list[int], model_shape: list[Any]) -> tuple[int, ...]:
     if len(declared) > MAX_RANK:
         raise invalid(f"the input shape has {len(declared)} dimensions; at most "
                       f"{MAX_RANK} are allowed")
