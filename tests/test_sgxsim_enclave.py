@@ -8,21 +8,31 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
-from sgxsim import FakeAttestationDir, ReportFields, SgxPlatform, threads_left
+from sgxsim import FakeAttestationDir, FakePccs, ReportFields, SgxPlatform, threads_left
 
-from blindai.attestation import TcbStatus, verify_quote
+from blindai.attestation import TcbStatus, verify_attestation, verify_quote
+from blindai.attestation.policy import Policy
 from blindai.server.enclave import (
+    DcapPlatform,
     EnclaveUnavailable,
     GramineAttestation,
     report_data_for_certificate,
 )
+from blindai.server.pccs import PccsClient
+from blindai.server.untrusted import AttestationUnavailable
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_thread_left_behind() -> Iterator[None]:
     yield
-    assert threads_left("gramine-quote", "fake-attestation-dir") == []
+    assert (
+        threads_left(
+            "gramine-quote", "fake-attestation-dir", "collateral-refresher", "fake-pccs"
+        )
+        == []
+    )
 
 
 ENCLAVE = ReportFields(mr_enclave=hashlib.sha256(b"blindai-server").digest())
@@ -126,3 +136,63 @@ def test_unreadable_quote_is_unavailable(tmp_path: Path) -> None:
     (directory / "quote").write_bytes(b"")
     with pytest.raises(EnclaveUnavailable, match="no data"):
         GramineAttestation(directory, timeout=2).quote_for(bytes(64))
+
+
+# -- the hardware-mode platform, end to end -----------------------------------
+
+
+def _policy(enclave: ReportFields) -> Policy:
+    return Policy.from_dict(
+        {
+            "mr_enclave": enclave.mr_enclave.hex(),
+            "misc_select_hex": "0x0",
+            "misc_mask_hex": "0xffffffff",
+            "attributes_flags_hex": "0x4",
+            "attributes_xfrm_hex": "0x3",
+            "attributes_mask_flags_hex": "0xffffffffffffffff",
+            "attributes_mask_xfrm_hex": "0xffffffffffffff1b",
+            "allow_debug": False,
+        }
+    )
+
+
+def test_dcap_platform_serves_evidence_a_client_accepts(
+    device: FakeAttestationDir, platform: SgxPlatform
+) -> None:
+    cert = b"enclave TLS certificate (DER)"
+    with FakePccs(platform) as pccs:
+        client = PccsClient(pccs.url, ca_file=pccs.ca_file, timeout=5)
+        server = DcapPlatform.start(GramineAttestation(device.path), client, cert)
+        try:
+            first = server.attestation()
+            second = server.attestation()
+        finally:
+            server.close()
+    assert pccs.total_requests == 4  # cached
+    assert first.quote == second.quote and device.quotes_served == 1
+    verified = verify_attestation(
+        first, _policy(ENCLAVE), at=platform.at, trusted_root=platform.root_pem
+    )
+    assert verified.enclave_certificate_der == cert
+
+
+def test_dcap_platform_without_collateral_is_unavailable(
+    device: FakeAttestationDir, platform: SgxPlatform
+) -> None:
+    with FakePccs(platform) as pccs:
+        pccs.mode = "503"
+        client = PccsClient(pccs.url, ca_file=pccs.ca_file, timeout=5)
+        server = DcapPlatform.start(GramineAttestation(device.path), client, b"c")
+        try:
+            with pytest.raises(AttestationUnavailable) as caught:
+                server.attestation()
+        finally:
+            server.close()
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "503" in caught.value.message
+
+
+def test_dcap_platform_refuses_to_start_outside_an_enclave(tmp_path: Path) -> None:
+    client = PccsClient("https://127.0.0.1:9")
+    with pytest.raises(EnclaveUnavailable, match="--simulation"):
+        DcapPlatform.start(GramineAttestation(tmp_path), client, b"c")

@@ -8,7 +8,8 @@ report data. The server puts SHA-256 of its enclave TLS certificate (DER) there,
 zero-padded to 64 bytes, which is what clients check.
 
 Nothing here works outside an SGX enclave; :class:`EnclaveUnavailable` says so and
-points at ``--simulation`` for development.
+points at ``--simulation`` for development. :class:`DcapPlatform` is the server's
+hardware-mode platform: the quote from here, the collateral from a PCCS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ import logging
 import os
 import threading
 from pathlib import Path
+
+import grpc
+
+from blindai.pb import untrusted_pb2
+from blindai.server.pccs import (
+    CollateralCache,
+    CollateralUnavailable,
+    PccsClient,
+    PccsError,
+)
+from blindai.server.untrusted import AttestationUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -160,3 +172,63 @@ def _read_limited(fd: int, limit: int) -> bytes:
         if size > limit:
             raise EnclaveUnavailable(f"the quote exceeds {limit} bytes")
         chunks.append(chunk)
+
+
+class DcapPlatform:
+    """The server's ``Platform`` in an SGX enclave: one quote, fresh collateral.
+
+    The quote is taken once, at start: its report data binds the enclave TLS
+    certificate, which lives as long as the process. The collateral comes from a
+    :class:`~blindai.server.pccs.CollateralCache`. :meth:`attestation` raises
+    ``AttestationUnavailable`` with gRPC status UNAVAILABLE while no valid
+    collateral can be had. Call :meth:`close` at shutdown.
+    """
+
+    mode = "sgx"
+
+    def __init__(
+        self, quote: bytes, cache: CollateralCache, enclave_cert_der: bytes
+    ) -> None:
+        self._quote = quote
+        self._cache = cache
+        self._cert = enclave_cert_der
+
+    @classmethod
+    def start(
+        cls,
+        attestation: GramineAttestation,
+        client: PccsClient,
+        enclave_cert_der: bytes,
+    ) -> DcapPlatform:
+        """Check the enclave, get its quote, fetch collateral, start refreshing.
+
+        Raises :class:`EnclaveUnavailable` (not an enclave, no quote) and
+        ``ValueError`` (the quote carries no PCK chain). A PCCS that fails at
+        start is logged and retried in the background: the server still starts,
+        and answers UNAVAILABLE until collateral arrives.
+        """
+        attestation.check()
+        quote = attestation.quote_for(report_data_for_certificate(enclave_cert_der))
+        cache = CollateralCache(client, quote)
+        try:
+            cache.refresh()
+        except PccsError as exc:
+            log.warning("no attestation collateral yet, will retry: %s", exc)
+        cache.start()
+        return cls(quote, cache, enclave_cert_der)
+
+    def attestation(self) -> untrusted_pb2.GetSgxQuoteWithCollateralReply:
+        """The quote, valid collateral and the enclave certificate (DER)."""
+        try:
+            collateral = self._cache.get()
+        except CollateralUnavailable as exc:
+            raise AttestationUnavailable(
+                grpc.StatusCode.UNAVAILABLE, exc.reason
+            ) from exc
+        return untrusted_pb2.GetSgxQuoteWithCollateralReply(
+            quote=self._quote, collateral=collateral, enclave_held_data=self._cert
+        )
+
+    def close(self) -> None:
+        """Stop refreshing the collateral."""
+        self._cache.stop()
