@@ -276,3 +276,16 @@ def test_real_quotes_name_their_pck_ca_and_fmspc(
     chain = PckChain.from_quote(quote_file.read_bytes())
     assert (chain.ca_type, chain.fmspc) == (ca_type, fmspc)
     assert len(chain.issuers) == 2
+
+
+def test_redirects_are_not_followed(pccs: FakePccs, platform: SgxPlatform) -> None:
+    original = pccs.answer
+
+    def redirecting(path, query):
+        if path.endswith("/tcb"):
+            return 302, {"Location": "http://127.0.0.1:9/elsewhere"}, b""
+        return original(path, query)
+
+    pccs.answer = redirecting  # type: ignore[method-assign]
+    with pytest.raises(PccsError, match="302"):
+        _client(pccs).fetch_collateral(platform.make_quote())

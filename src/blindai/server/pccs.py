@@ -130,8 +130,8 @@ class PccsClient:
 
     ``ca_file`` is the CA that issued the PCCS's TLS certificate when it is not in
     the system's store (a PCCS usually has a private one). Certificate and host name
-    verification are always on. Proxies from the environment are not used: the
-    PCCS is expected on the local network.
+    verification are always on. Proxies from the environment are not used and
+    redirects are not followed: the PCCS is expected on the local network.
     """
 
     def __init__(
@@ -154,6 +154,7 @@ class PccsClient:
         )
         self._opener = urllib.request.build_opener(
             urllib.request.ProxyHandler({}),
+            _NoRedirect(),
             urllib.request.HTTPSHandler(context=context),
         )
 
@@ -212,6 +213,13 @@ class PccsClient:
         if route in _CHAIN_HEADERS:
             _check_chain(chain, f"{_CHAIN_HEADERS[route][0]} of {url}")
         return body, chain
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are answered as errors: the client talks to one PCCS only."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def _check_chain(chain: str, name: str) -> None:
