@@ -23,6 +23,8 @@ from blindai.server.enclave import (
 from blindai.server.pccs import PccsClient
 from blindai.server.untrusted import AttestationUnavailable
 
+pytestmark = pytest.mark.sgx_sim
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_thread_left_behind() -> Iterator[None]:

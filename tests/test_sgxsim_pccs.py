@@ -20,6 +20,8 @@ from blindai.server.pccs import (
     collateral_expiry,
 )
 
+pytestmark = pytest.mark.sgx_sim
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_thread_left_behind() -> Iterator[None]:

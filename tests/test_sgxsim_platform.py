@@ -23,6 +23,8 @@ from sgxsim.oracle import dcap_qvl_verify
 from sgxsim.pki import SGX_EXTENSION_OID
 from sgxsim.quote import INTEL_QE_VENDOR_ID
 
+pytestmark = pytest.mark.sgx_sim
+
 REPORT_DATA = bytes(range(64))
 SECOND = dt.timedelta(seconds=1)
 

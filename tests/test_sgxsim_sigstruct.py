@@ -15,6 +15,8 @@ from blindai.attestation.policy import Policy
 from blindai.errors import PolicyMismatchError
 from blindai.pb import untrusted_pb2
 
+pytestmark = pytest.mark.sgx_sim
+
 MODULUS = bytes(range(256)) + bytes(range(128))
 MR_ENCLAVE = hashlib.sha256(b"blindai-server manifest").digest()
 

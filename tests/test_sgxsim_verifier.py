@@ -19,6 +19,8 @@ from blindai.attestation.policy import Policy
 from blindai.errors import AttestationError, CollateralError, QuoteVerificationError
 from blindai.pb import untrusted_pb2
 
+pytestmark = pytest.mark.sgx_sim
+
 SECOND = dt.timedelta(seconds=1)
 
 
