@@ -25,7 +25,7 @@ import platform
 import socket
 import ssl
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +236,7 @@ class BlindAiClient:
         sign: bool = False,
         *,
         timeout: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> UploadModelResponse:
         """Upload an ONNX model (a file path, or the model's bytes).
 
@@ -246,6 +247,9 @@ class BlindAiClient:
             dtype, dtype_out: element types of the input and the first output.
             sign: ask for a signed response (a proof).
             timeout: seconds allowed for the upload (default: no limit).
+            progress: called as ``progress(sent_bytes, total_bytes)`` each time
+                a chunk is handed to the transport, from gRPC's sending thread;
+                it must be quick and must not raise.
 
         Raises:
             ConnectionError: not connected, or the server refused the model.
@@ -263,8 +267,10 @@ class BlindAiClient:
             client_info=self.client_info, model_name=name,
             datum_output=int(dtype_out),
         )
-        requests = (ex_pb.SendModelRequest(data=chunk, **meta)
-                    for chunk in _chunks(data))
+        chunks = _chunks(data)
+        if progress is not None:
+            chunks = _reported(chunks, len(data), progress)
+        requests = (ex_pb.SendModelRequest(data=chunk, **meta) for chunk in chunks)
         reply = _call(stub.SendModel, requests, timeout)
         response = UploadModelResponse()
         response.payload = reply.payload
@@ -364,6 +370,16 @@ def _chunks(data: bytes) -> Iterator[bytes]:
         yield bytes(view[start:start + CHUNK_SIZE])
     if not data:
         yield b""
+
+
+def _reported(
+    chunks: Iterator[bytes], total: int, progress: Callable[[int, int], None]
+) -> Iterator[bytes]:
+    sent = 0
+    for chunk in chunks:
+        yield chunk
+        sent += len(chunk)
+        progress(sent, total)
 
 
 def _read(path: str | os.PathLike[str]) -> bytes:

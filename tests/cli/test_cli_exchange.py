@@ -1,0 +1,264 @@
+"""``blindai upload``, ``run`` and ``verify`` against a real simulation server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def proofs(cli_server, sim_options, affine_files, tmp_path_factory):
+    """Upload and run once through ``main``; the proofs and what was printed."""
+    from blindai.cli import main
+
+    folder = tmp_path_factory.mktemp("proofs")
+    upload_proof, run_proof = folder / "upload.proof", folder / "run.proof"
+    status = main(
+        [
+            "upload",
+            str(affine_files["model"]),
+            "--shape",
+            "1,4",
+            "--proof",
+            str(upload_proof),
+            *sim_options,
+        ]
+    )
+    assert status == 0
+    status = main(
+        [
+            "run",
+            "--input",
+            str(affine_files["npy"]),
+            "--proof",
+            str(run_proof),
+            *sim_options,
+        ]
+    )
+    assert status == 0
+    return {"upload": upload_proof, "run": run_proof}
+
+
+def test_upload_prints_hash_and_saves_proof_and_key(
+    run_cli, sim_options, affine_files, tmp_path
+):
+    proof = tmp_path / "upload.proof"
+    result = run_cli(
+        "upload",
+        affine_files["model"],
+        "--shape",
+        "1,4",
+        "--json",
+        "--proof",
+        proof,
+        *sim_options,
+    )
+    assert result.status == 0, result.err
+    out = result.json()
+    expected = hashlib.sha256(affine_files["model"].read_bytes()).hexdigest()
+    assert out["model_hash"] == expected and out["input_shape"] == [1, 4]
+    assert out["simulation"] is True and out["signed"] is True
+    key_file = Path(out["signing_key_file"])
+    assert key_file == tmp_path / "upload.proof.key"
+    assert key_file.read_text().strip() == out["signing_key"]
+    assert len(bytes.fromhex(out["signing_key"])) == 32
+
+
+def test_run_prints_the_output(run_cli, proofs, sim_options, affine_files):
+    result = run_cli("run", "--input", affine_files["json"], "--json", *sim_options)
+    assert result.status == 0, result.err
+    out = result.json()
+    assert out["output"] == [3.0, 5.0, 7.0, 9.0]
+    assert out["output_shape"] == [1, 4] and out["output_dtype"] == "F32"
+    assert out["signed"] is False and "proof" not in out
+    human = run_cli("run", "--input", affine_files["npy"], *sim_options)
+    assert "[[3. 5. 7. 9.]]" in human.out
+
+
+def test_verify_simulation_run_proof(run_cli, proofs, affine_files):
+    key = f"{proofs['run']}.key"
+    result = run_cli(
+        "verify",
+        proofs["run"],
+        "--input",
+        affine_files["json"],
+        "--model",
+        affine_files["model"],
+        "--allow-simulation",
+        "--signing-key",
+        key,
+    )
+    assert result.status == 0, result.out + result.err
+    assert "SIMULATION PROOF" in result.out
+    assert result.out.splitlines()[-1].startswith("VALID as a SIMULATION proof")
+    hex_key = Path(key).read_text().strip()
+    as_hex = run_cli(
+        "verify",
+        proofs["run"],
+        "--input",
+        affine_files["npy"],
+        "--allow-simulation",
+        "--signing-key",
+        hex_key,
+        "--json",
+    )
+    assert as_hex.status == 0 and as_hex.json()["valid"] is True
+
+
+def test_verify_upload_proof_against_model(run_cli, proofs, affine_files):
+    key = f"{proofs['upload']}.key"
+    ok = run_cli(
+        "verify",
+        proofs["upload"],
+        "--model",
+        affine_files["model"],
+        "--allow-simulation",
+        "--signing-key",
+        key,
+    )
+    assert ok.status == 0, ok.out
+    other = run_cli(
+        "verify",
+        proofs["upload"],
+        "--model-hash",
+        "00" * 32,
+        "--allow-simulation",
+        "--signing-key",
+        key,
+    )
+    assert other.status == 1 and "MISMATCH" in other.out
+
+
+def test_verify_refuses_another_input(run_cli, proofs, affine_files):
+    result = run_cli(
+        "verify",
+        proofs["run"],
+        "--input",
+        affine_files["other"],
+        "--allow-simulation",
+        "--signing-key",
+        f"{proofs['run']}.key",
+    )
+    assert result.status == 1
+    assert "another input" in result.out and "NOT VALID" in result.out
+
+
+def test_verify_refuses_a_forged_key(run_cli, proofs, affine_files):
+    result = run_cli(
+        "verify",
+        proofs["run"],
+        "--input",
+        affine_files["json"],
+        "--allow-simulation",
+        "--signing-key",
+        "11" * 32,
+        "--json",
+    )
+    assert result.status == 1
+    checks = {c["name"]: c for c in result.json()["checks"]}
+    assert checks["signature"]["ok"] is False
+
+
+def test_simulation_proof_needs_explicit_consent(run_cli, proofs, affine_files):
+    result = run_cli("verify", proofs["run"], "--input", affine_files["json"])
+    assert result.status == 1
+    assert "--allow-simulation" in result.err and result.err.count("\n") == 1
+    no_key = run_cli("verify", proofs["run"], "--allow-simulation")
+    assert no_key.status == 1 and "--signing-key" in no_key.err
+
+
+def test_inspect_simulation_proof(run_cli, proofs):
+    result = run_cli("inspect", proofs["run"], "--json")
+    assert result.status == 0
+    info = result.json()
+    assert info["kind"] == "inference" and info["mode"] == "simulation"
+    assert info["output_shape"] == [1, 4] and info["signed"] is True
+    assert len(bytes.fromhex(info["input_hash"])) == 32
+    assert "host" in info["issued_at_source"]
+
+
+def test_unreachable_server_is_one_line(run_cli, affine_files):
+    result = run_cli(
+        "run",
+        "--input",
+        affine_files["json"],
+        "--simulation",
+        "--untrusted-port",
+        "1",
+        "--attested-port",
+        "2",
+    )
+    assert result.status == 1
+    assert result.err.startswith("blindai run: error:")
+    assert "Traceback" not in result.err
+    verbose = run_cli(
+        "-v",
+        "run",
+        "--input",
+        affine_files["json"],
+        "--simulation",
+        "--untrusted-port",
+        "1",
+        "--attested-port",
+        "2",
+    )
+    assert verbose.status == 1 and "Traceback" in verbose.err
+
+
+def test_missing_file_is_one_line(run_cli, tmp_path):
+    result = run_cli("inspect", tmp_path / "absent.proof")
+    assert result.status == 1
+    assert result.err.strip().endswith(str(tmp_path / "absent.proof"))
+    assert result.err.count("\n") == 1
+
+
+def test_bad_input_file_kind(run_cli, sim_options, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("1,2")
+    result = run_cli("run", "--input", path, *sim_options)
+    assert result.status == 1 and ".npy or a .json" in result.err
+
+
+def test_hardware_mode_needs_a_policy(run_cli, cli_server, affine_files):
+    result = run_cli(
+        "run",
+        "--input",
+        affine_files["json"],
+        "--untrusted-port",
+        cli_server.untrusted_port,
+        "--attested-port",
+        cli_server.attested_port,
+    )
+    assert result.status == 1 and "policy" in result.err
+
+
+def test_installed_command_runs_as_a_process(proofs, sim_options, affine_files):
+    script = Path(sys.executable).with_name("blindai")
+    command = (
+        [str(script)] if script.exists() else [sys.executable, "-m", "blindai.cli"]
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [*command, "run", "--input", str(affine_files["json"]), "--json", *sim_options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["output"] == [3.0, 5.0, 7.0, 9.0]
+    assert "SIMULATION MODE" in done.stderr
+    failed = subprocess.run(
+        [*command, "inspect", "/nonexistent/run.proof"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.stderr.startswith("blindai inspect: error:")
