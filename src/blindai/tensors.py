@@ -136,6 +136,30 @@ def encode_array(array: np.ndarray) -> bytes:
     raise ValueError(f"arrays of {array.dtype} cannot be sent; use numbers")
 
 
+def as_tensor(array: np.ndarray, datum: ModelDatumType | None = None) -> np.ndarray:
+    """The array as the tensor path ("tensor-v1") sends it: C-contiguous and
+    little-endian, of ``datum`` or else of the protocol type nearest its own.
+
+    Types the protocol lacks widen without loss: float16 to F32, 8- and 16-bit
+    integers to I32. Raises ``ValueError`` for arrays that are not numbers.
+    """
+    if datum is None:
+        datum = _tensor_datum(array.dtype)
+    return np.ascontiguousarray(array, dtype=datum.numpy_dtype)
+
+
+def _tensor_datum(dtype: np.dtype) -> ModelDatumType:
+    try:
+        return ModelDatumType.from_numpy(dtype)
+    except ValueError:
+        pass
+    if dtype.kind == "f" and dtype.itemsize < 4:
+        return ModelDatumType.F32
+    if dtype.kind in "iu" and dtype.itemsize < 4:
+        return ModelDatumType.I32
+    raise ValueError(f"arrays of {dtype} cannot be sent; use numbers")
+
+
 class InputDecodeError(ValueError):
     """The input bytes are not the CBOR encoding of one flat list of numbers."""
 
@@ -218,6 +242,7 @@ def decode_output(data: bytes) -> list[int | float]:
 __all__ = [
     "InputDecodeError",
     "ModelDatumType",
+    "as_tensor",
     "decode_input",
     "decode_output",
     "encode_array",
