@@ -15,7 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 from blindai.client import BlindAiClient, SimulationModeWarning, connect
-from blindai.errors import AttestationError, BlindAiError, SignatureError, VersionError
+from blindai.errors import (
+    AttestationError,
+    BlindAiError,
+    CallError,
+    DeadlineExceededError,
+    RequestRejectedError,
+    ResourceLimitError,
+    ServerFailureError,
+    ServerUnavailableError,
+    SignatureError,
+    VersionError,
+)
 from blindai.responses import RunModelResponse, SignedResponse, UploadModelResponse
 from blindai.tensors import ModelDatumType
 from blindai.version import __version__
@@ -24,9 +35,15 @@ __all__ = [
     "AttestationError",
     "BlindAiClient",
     "BlindAiError",
+    "CallError",
+    "DeadlineExceededError",
     "ModelDatumType",
     "Policy",
+    "RequestRejectedError",
+    "ResourceLimitError",
     "RunModelResponse",
+    "ServerFailureError",
+    "ServerUnavailableError",
     "SignatureError",
     "SignedResponse",
     "SimulationModeWarning",

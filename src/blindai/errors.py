@@ -11,14 +11,23 @@
      │    ├── PolicyMismatchError      verified, but not what the policy accepts
      │    └── PolicyFormatError        the policy file is malformed (a ValueError too)
      ├── SignatureError       a signed response does not hold
-     └── VersionError         the server speaks another protocol version
+     ├── VersionError         the server speaks another protocol version
+     └── CallError            a call failed (also a ConnectionError, as in 0.3)
+          ├── RequestRejectedError    the request is at fault: fix the input
+          ├── ResourceLimitError      over a server limit, or the server is busy
+          ├── DeadlineExceededError   the call ran out of time
+          ├── ServerUnavailableError  the network or the server is down: retry
+          └── ServerFailureError      the server failed: not the caller's fault
 
 The names and meanings follow BlindAI 0.3 so that existing ``except`` clauses keep
-working. Connection failures raise the built-in :class:`ConnectionError`, as 0.3
-did; missing files raise :class:`FileNotFoundError`.
+working: 0.3 raised the built-in :class:`ConnectionError` for every failed call,
+and every :class:`CallError` is one. Missing files raise
+:class:`FileNotFoundError`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class BlindAiError(Exception):
@@ -74,9 +83,77 @@ class VersionError(BlindAiError):
     """The server's protocol version is not one this client supports."""
 
 
+class CallError(BlindAiError, ConnectionError):
+    """A call to the server failed; the subclass says whose fault it is.
+
+    Attributes:
+        code: the gRPC status code (``grpc.StatusCode``), or None when the
+            call never reached gRPC.
+        details: the server's (or gRPC's) message.
+    """
+
+    #: Who must act: ``"input"``, ``"server"`` or ``"network"``.
+    fault = "server"
+
+    def __init__(self, message: str, code: Any = None, details: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RequestRejectedError(CallError):
+    """The server refused the request as malformed or out of place
+    (INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE): retrying the same
+    request fails the same way."""
+
+    fault = "input"
+
+
+class ResourceLimitError(CallError):
+    """The request is over a server limit (model or input size), or the server
+    has too many calls of this kind in progress (RESOURCE_EXHAUSTED). A smaller
+    request, or a later retry, may pass."""
+
+    fault = "input"
+
+
+class DeadlineExceededError(CallError):
+    """The call ran out of time: the client's ``timeout`` passed (a slow network
+    or server), or the server stopped an inference at its own time limit
+    (DEADLINE_EXCEEDED)."""
+
+    fault = "server"
+
+
+class ServerUnavailableError(CallError):
+    """The server cannot be reached or the connection broke (UNAVAILABLE,
+    CANCELLED): a retry may pass."""
+
+    fault = "network"
+
+
+#: A shorter name for the same failure.
+NetworkError = ServerUnavailableError
+
+
+class ServerFailureError(CallError):
+    """The server failed or answered something this client cannot use
+    (INTERNAL, UNKNOWN, UNIMPLEMENTED, DATA_LOSS, ...)."""
+
+
 __all__ = [
     "AttestationError",
     "BlindAiError",
+    "CallError",
+    "DeadlineExceededError",
+    "NetworkError",
+    "RequestRejectedError",
+    "ResourceLimitError",
+    "ServerFailureError",
+    "ServerUnavailableError",
     "CollateralError",
     "CollateralExpiredError",
     "PolicyFormatError",
