@@ -26,7 +26,13 @@ from blindai.errors import AttestationError, SignatureError
 from blindai.pb.proof_files_pb2 import ResponseProof
 from blindai.pb.securedexchange_pb2 import Payload, RunModelPayload, SendModelPayload
 from blindai.pb.untrusted_pb2 import GetSgxQuoteWithCollateralReply
-from blindai.tensors import ModelDatumType, encode_list, flatten
+from blindai.tensors import (
+    ModelDatumType,
+    as_tensor,
+    encode_array,
+    encode_list,
+    flatten,
+)
 
 log = logging.getLogger(__name__)
 
@@ -305,21 +311,55 @@ class RunModelResponse(SignedResponse):
         except ValueError as exc:
             raise SignatureError(f"the proof's output is not of the 0.3.0 layout: "
                                  f"{exc}") from None
-        try:
-            expected = hashlib.sha256(encode_list(flatten(data_list))).digest()
-        except ValueError as exc:
-            raise SignatureError(f"cannot encode data_list: {exc}") from None
-        if run.input_hash != expected:
-            raise SignatureError(
-                "the proof is for another input (input_hash "
-                f"{run.input_hash.hex()[:16] or 'empty'}…, this data gives "
-                f"{expected.hex()[:16]}…)"
-            )
+        if run.HasField("input_tensor"):
+            _check_tensor_input(run, data_list)
+        else:
+            _check_cbor_input(run, data_list)
         if model_hash is not None and run.model_hash != model_hash:
             raise SignatureError(
                 f"the proof names model {run.model_hash.hex()[:16] or 'none'}…, "
                 f"not {model_hash.hex()[:16]}…"
             )
+
+
+def _check_cbor_input(run: RunModelPayload, data_list: Any) -> None:
+    """The 0.3 commitment: SHA-256 of the CBOR list, encoded as run_model does."""
+    try:
+        if isinstance(data_list, np.ndarray):
+            encoded = encode_array(data_list)
+        else:
+            encoded = encode_list(flatten(data_list))
+    except ValueError as exc:
+        raise SignatureError(f"cannot encode data_list: {exc}") from None
+    expected = hashlib.sha256(encoded).digest()
+    if run.input_hash != expected:
+        raise SignatureError(
+            "the proof is for another input (input_hash "
+            f"{run.input_hash.hex()[:16] or 'empty'}…, this data gives "
+            f"{expected.hex()[:16]}…)"
+        )
+
+
+def _check_tensor_input(run: RunModelPayload, data_list: Any) -> None:
+    """The tensor commitment: element type, shape and SHA-256 of the raw bytes,
+    with ``data_list`` converted to the proof's element type as run_model did."""
+    try:
+        datum = ModelDatumType(run.input_tensor.datum)
+        tensor = as_tensor(np.asarray(data_list), datum)
+    except ValueError as exc:
+        raise SignatureError(f"cannot convert data_list to the proof's input "
+                             f"tensor: {exc}") from None
+    shape = list(run.input_tensor.shape)
+    if list(tensor.shape) != shape:
+        raise SignatureError(f"the proof is for an input of shape {shape}, not "
+                             f"{list(tensor.shape)}")
+    expected = hashlib.sha256(memoryview(tensor).cast("B")).digest()
+    if run.input_tensor_hash != expected:
+        raise SignatureError(
+            f"the proof is for another input (input_tensor_hash "
+            f"{run.input_tensor_hash.hex()[:16] or 'empty'}…, this {datum.name} "
+            f"data gives {expected.hex()[:16]}…)"
+        )
 
 
 def _decode_output(data: bytes) -> list[int | float]:
