@@ -34,7 +34,17 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from blindai._certs import DEFAULT_SERVER_NAME, der_to_pem, signing_key_from_certificate
-from blindai.errors import AttestationError, SignatureError, VersionError
+from blindai.errors import (
+    AttestationError,
+    CallError,
+    DeadlineExceededError,
+    RequestRejectedError,
+    ResourceLimitError,
+    ServerFailureError,
+    ServerUnavailableError,
+    SignatureError,
+    VersionError,
+)
 from blindai.pb import securedexchange_pb2 as ex_pb
 from blindai.pb import untrusted_pb2 as un_pb
 from blindai.pb.securedexchange_pb2_grpc import ExchangeStub
@@ -54,6 +64,11 @@ log = logging.getLogger(__name__)
 #: Bytes per upload or input message: well under the 4 MiB a 0.3 server accepts.
 CHUNK_SIZE = 1024 * 1024
 CONNECTION_TIMEOUT = 10.0
+#: Default time of an upload: this much, plus one second per MiB of model (a
+#: slow link, then the server's loading of the model).
+UPLOAD_TIMEOUT = 60.0
+#: Default time of an inference (the server may also stop it sooner).
+RUN_TIMEOUT = 300.0
 #: Largest reply accepted from the attested port.
 MAX_REPLY = 1024 * 1024 * 1024
 #: The server capability of raw tensor inputs (``RunModelRequest.tensor``).
@@ -163,8 +178,8 @@ class BlindAiClient:
             enclave_pem = der_to_pem(cert_der)
         except ValueError as exc:
             if simulation:
-                raise ConnectionError(f"the enclave certificate is unusable: {exc}") \
-                    from None
+                raise ServerFailureError(
+                    f"the enclave certificate is unusable: {exc}") from None
             raise AttestationError(f"the attested enclave certificate: {exc}") \
                 from None
         self.simulation_mode = simulation
@@ -258,13 +273,21 @@ class BlindAiClient:
                 dimension counts as 1).
             dtype, dtype_out: element types of the input and the first output.
             sign: ask for a signed response (a proof).
-            timeout: seconds allowed for the upload (default: no limit).
+            timeout: seconds allowed for the upload (default
+                :data:`UPLOAD_TIMEOUT` plus one second per MiB of model).
             progress: called as ``progress(sent_bytes, total_bytes)`` each time
                 a chunk is handed to the transport, from gRPC's sending thread;
                 it must be quick and must not raise.
 
         Raises:
-            ConnectionError: not connected, or the server refused the model.
+            RequestRejectedError: the server refused the model (not ONNX,
+                wrong types or shape); a :class:`ConnectionError`, as are all
+                :class:`CallError` subclasses.
+            ResourceLimitError: the model is over the server's size limit, or
+                the server is busy with other uploads.
+            DeadlineExceededError: the upload took longer than ``timeout``.
+            ServerUnavailableError: the server cannot be reached.
+            ConnectionError: not connected.
             FileNotFoundError: the model file does not exist.
             SignatureError: the signed response does not hold.
         """
@@ -283,9 +306,12 @@ class BlindAiClient:
         if progress is not None:
             chunks = _reported(chunks, len(data), progress)
         requests = (ex_pb.SendModelRequest(data=chunk, **meta) for chunk in chunks)
+        if timeout is None:
+            timeout = UPLOAD_TIMEOUT + len(data) / (1024 * 1024)
         reply = _call(stub.SendModel, requests, timeout)
         response = UploadModelResponse()
         response.payload = reply.payload
+        _check_upload_payload(response, hashlib.sha256(data).digest())
         if sign:
             response.signature = reply.signature
             response.attestation = self.attestation
@@ -304,10 +330,17 @@ class BlindAiClient:
             data_list: the input: a flat list of numbers, nested lists, or a numpy
                 array (flattened in row-major order).
             sign: ask for a signed response (a proof).
-            timeout: seconds allowed for the call (default: no limit).
+            timeout: seconds allowed for the call (default
+                :data:`RUN_TIMEOUT`).
 
         Raises:
-            ConnectionError: not connected, or the server refused the input.
+            RequestRejectedError: the server refused the input (wrong element
+                count or type), or no model is uploaded.
+            ResourceLimitError: the input is over the server's size limit.
+            DeadlineExceededError: the run took longer than ``timeout``, or the
+                server stopped it at its own time limit.
+            ServerUnavailableError: the server cannot be reached.
+            ConnectionError: not connected.
             SignatureError: the signed response does not hold.
         """
         stub = self._require_stub()
@@ -315,7 +348,8 @@ class BlindAiClient:
             requests = self._input_requests(data_list, sign)
         except ValueError as exc:
             raise ValueError(f"cannot send this input: {exc}") from None
-        reply = _call(stub.RunModel, requests, timeout)
+        reply = _call(stub.RunModel, requests,
+                      RUN_TIMEOUT if timeout is None else timeout)
         response = RunModelResponse()
         response.payload = reply.payload
         response._load_payload()
@@ -443,7 +477,8 @@ def _fetch_cert(host: str, port: int, timeout: float) -> bytes:
     try:
         pem = ssl.get_server_certificate((host.strip("[]"), port), timeout=timeout)
     except OSError as exc:
-        raise ConnectionError(f"cannot reach {host}:{port}: {exc}") from None
+        raise ServerUnavailableError(f"cannot reach {host}:{port}: {exc}") \
+            from None
     return pem.encode()
 
 
@@ -458,8 +493,45 @@ def _load_policy(policy: Any) -> Any:
     return policy
 
 
+def _check_upload_payload(response: UploadModelResponse, digest: bytes) -> None:
+    """Refuse an upload reply that does not parse or names another model (an
+    empty payload is let through: the reply of an unsigned upload may be)."""
+    payload = response._parsed_payload()  # SignatureError when it does not parse
+    kind = payload.WhichOneof("payload")
+    if kind is None:
+        return
+    if kind != "send_model_payload":
+        raise SignatureError(f"the server answered the upload with a {kind}")
+    seen = payload.send_model_payload.model_hash
+    if seen != digest:
+        raise SignatureError(
+            f"the server reports model {seen.hex()[:16] or 'none'}…, not the "
+            f"uploaded {digest.hex()[:16]}…")
+
+
+_ERRORS: dict[grpc.StatusCode, type[CallError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: RequestRejectedError,
+    grpc.StatusCode.FAILED_PRECONDITION: RequestRejectedError,
+    grpc.StatusCode.OUT_OF_RANGE: RequestRejectedError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceLimitError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.UNAVAILABLE: ServerUnavailableError,
+    grpc.StatusCode.CANCELLED: ServerUnavailableError,
+}
+
+
 def _call(method: Any, request: Any, timeout: float | None) -> Any:
+    """Call ``method``, translating a gRPC failure into a :class:`CallError`."""
     try:
         return method(request, timeout=timeout)
     except grpc.RpcError as err:
-        raise ConnectionError(f"{err.code().name}: {err.details()}") from None
+        raise call_error(err) from None
+
+
+def call_error(err: grpc.RpcError) -> CallError:
+    """The :class:`CallError` subclass that names a failed call's status."""
+    code = err.code() if hasattr(err, "code") else None
+    details = (err.details() if hasattr(err, "details") else None) or ""
+    kind = _ERRORS.get(code, ServerFailureError)  # type: ignore[arg-type]
+    name = code.name if code is not None else "no status"
+    return kind(f"{name}: {details}", code=code, details=details)
