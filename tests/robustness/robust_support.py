@@ -166,7 +166,8 @@ def runtime_failure_model() -> bytes:
 
 def slow_model(size: int = 128) -> bytes:
     """y = x after ``x`` iterations of a ``size``-square matrix product: the
-    input chooses how long a run takes (about 20 µs an iteration here), and
+    input chooses how long a run takes (about 100 µs an iteration on
+    a server here), and
     onnxruntime checks its terminate flag between iterations."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])

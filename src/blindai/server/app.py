@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from blindai.server.config import MIB, ServerConfig
 from blindai.server.errors import StartupError
 from blindai.server.exchange import ExchangeService
 from blindai.server.keys import EnclaveIdentity, TlsIdentity, load_or_create_host_identity
-from blindai.server.models import ModelStore
+from blindai.server.models import ModelStore, terminate_runs
 from blindai.server.untrusted import AttestationService, Platform, SimulationPlatform
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,15 @@ class RunningServer:
 
     def stop(self, grace: float) -> None:
         events = [self.attested.stop(grace), self.untrusted.stop(grace)]
+        deadline = time.monotonic() + grace
         for event in events:
-            event.wait(grace + 5)
+            event.wait(max(0.0, deadline - time.monotonic()))
+        stopped = terminate_runs()
+        if stopped:
+            log.warning("stopped %d inference(s) still running after the grace "
+                        "period", stopped)
+        for event in events:
+            event.wait(5)
         close = getattr(self.platform, "close", None)
         if close is not None:
             close()

@@ -73,6 +73,7 @@ class LoadedModel:
         """Run on ``array`` (already of the model's shape and type)."""
         options = ort.RunOptions()
         options.log_severity_level = _ORT_SILENT
+        _IN_FLIGHT.add(options)
         timer = None
         if timeout > 0:
             timer = threading.Timer(timeout, _terminate, args=(options,))
@@ -82,6 +83,9 @@ class LoadedModel:
             (out,) = self.session.run([self.output_name], {self.input_name: array},
                                       run_options=options)
         except Exception as exc:
+            if _SHUTDOWN.is_set():
+                raise RequestError(grpc.StatusCode.UNAVAILABLE,
+                                   "the server is shutting down") from None
             if options.terminate:
                 raise RequestError(
                     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -90,6 +94,7 @@ class LoadedModel:
             log.info("inference failed: %s", type(exc).__name__)
             raise invalid(f"the model failed on this input: {_short(exc)}") from None
         finally:
+            _IN_FLIGHT.discard(options)
             if timer is not None:
                 timer.cancel()
         log.debug("inference took %.1f ms", (time.perf_counter() - started) * 1e3)
@@ -98,6 +103,24 @@ class LoadedModel:
 
 def _terminate(options: ort.RunOptions) -> None:
     options.terminate = True
+
+
+#: The options of the inferences in progress (set operations are atomic).
+_IN_FLIGHT: set[ort.RunOptions] = set()
+_SHUTDOWN = threading.Event()
+
+
+def terminate_runs() -> int:
+    """Stop every inference in progress, for shutdown; returns how many.
+
+    A cancelled call does not stop its inference: the thread would run on, and
+    hold the process's exit, until the model finishes.
+    """
+    _SHUTDOWN.set()
+    running = list(_IN_FLIGHT)
+    for options in running:
+        options.terminate = True
+    return len(running)
 
 
 def _short(exc: Exception, limit: int = 300) -> str:
