@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from blindai.server.upload import default_model_dir
+
 MIB = 1024 * 1024
 
 _ENV_PREFIX = "BLINDAI_"
@@ -36,6 +38,9 @@ class ServerConfig:
     pccs_ca: Path | None = None
     pccs_api_version: int = 3
     grace_period: float = 10.0
+    #: Where uploads are written while onnxruntime loads them: an in-memory
+    #: tmpfs (under Gramine, an in-enclave tmpfs mount); None = hold in memory.
+    model_dir: Path | None = default_model_dir()
 
 
 def _env(name: str, default: object) -> object:
@@ -46,6 +51,10 @@ def _env(name: str, default: object) -> object:
 def _env_flag(name: str) -> bool:
     value = os.environ.get(_ENV_PREFIX + name.upper().replace("-", "_"), "")
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _optional_path(value: str) -> Path | None:
+    return None if value.strip().lower() in {"", "none"} else Path(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         "read), 4 serves TCB info v3 (default %(default)s)")
     add("--grace-period", type=float, default=_env("grace_period", d.grace_period),
         help="seconds given to calls in flight on SIGTERM (default %(default)s)")
+    add("--model-dir", type=_optional_path, default=_env("model_dir", d.model_dir),
+        help="private in-memory directory (tmpfs) where an upload is written, "
+        "0600, while onnxruntime loads it, then deleted; under Gramine it MUST be "
+        "an in-enclave tmpfs mount, never host-visible storage. 'none' holds "
+        "uploads in memory (default %(default)s)")
     return parser
 
 

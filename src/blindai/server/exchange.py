@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from blindai.pb import securedexchange_pb2 as pb
 from blindai.pb import securedexchange_pb2_grpc as pb_grpc
-from blindai.server import inputs
+from blindai.server import inputs, upload
 from blindai.server.config import ServerConfig
 from blindai.server.keys import EnclaveIdentity
 from blindai.server.models import (
@@ -61,11 +61,16 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                 )
             try:
                 first, data = self._receive_model(request_iterator)
-                model = load_model(
-                    data, list(first.input_fact), first.datum, first.datum_output,
-                    inference_threads=self._config.inference_threads,
-                    max_elements=self._config.max_input_size,
-                )
+                try:
+                    model = load_model(
+                        data, list(first.input_fact), first.datum,
+                        first.datum_output,
+                        inference_threads=self._config.inference_threads,
+                        max_elements=self._config.max_input_size,
+                    )
+                finally:
+                    # The session holds its own copy: no model file outlives it.
+                    data.discard()
             finally:
                 self._uploads.release()
         except RequestError as err:
@@ -87,7 +92,7 @@ class ExchangeService(pb_grpc.ExchangeServicer):
 
     def _receive_model(
         self, requests: Iterator[pb.SendModelRequest]
-    ) -> tuple[pb.SendModelRequest, bytes]:
+    ) -> tuple[pb.SendModelRequest, upload.ReceivedModel]:
         limit = self._config.max_model_size
         first = next(requests, None)
         if first is None:
@@ -100,23 +105,25 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                             f"most {limit}")
         if length == 0:
             raise invalid("the upload declared a length of 0 bytes")
-        buffer = bytearray(length)
-        received = 0
-        for request in _chain(first, requests):
-            chunk = request.data
-            end = received + len(chunk)
-            if end > length:
-                if end > limit:
-                    raise exhausted(f"the model exceeds this server's limit of "
-                                    f"{limit} bytes")
-                raise invalid(f"more model bytes arrived than the declared length "
-                              f"of {length}")
-            buffer[received:end] = chunk
-            received = end
-        if received != length:
-            raise invalid(f"the upload ended after {received} of the declared "
-                          f"{length} bytes")
-        return first, bytes(buffer)
+        writer = upload.ModelWriter(length, self._config.model_dir)
+        try:
+            for request in _chain(first, requests):
+                chunk = request.data
+                end = writer.received + len(chunk)
+                if end > length:
+                    if end > limit:
+                        raise exhausted(f"the model exceeds this server's limit of "
+                                        f"{limit} bytes")
+                    raise invalid(f"more model bytes arrived than the declared "
+                                  f"length of {length}")
+                writer.write(chunk)
+            if writer.received != length:
+                raise invalid(f"the upload ended after {writer.received} of the "
+                              f"declared {length} bytes")
+        except BaseException:
+            writer.abort()
+            raise
+        return first, writer.finish()
 
     # --- RunModel --------------------------------------------------------------
 

@@ -6,7 +6,6 @@ atomically: runs hold a reference to the model they started with and finish on i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
@@ -17,8 +16,9 @@ from typing import Any
 import grpc
 import numpy as np
 import onnxruntime as ort
-from google.protobuf.message import DecodeError
 
+from blindai.server import upload
+from blindai.server.upload import ReceivedModel
 from blindai.tensors import ModelDatumType
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def session_options(inference_threads: int) -> ort.SessionOptions:
 
 
 def load_model(
-    data: bytes, spec_shape: list[int], datum: int, datum_output: int,
+    data: bytes | ReceivedModel, spec_shape: list[int], datum: int, datum_output: int,
     *, inference_threads: int = 0, max_elements: int | None = None,
 ) -> LoadedModel:
     """Check and load a model; raises :class:`RequestError` with the reason.
@@ -164,10 +164,11 @@ def load_model(
     """
     in_type = _datum(datum, "input")
     out_type = _datum(datum_output, "output")
-    check_no_external_data(data)
+    source = data if isinstance(data, ReceivedModel) else ReceivedModel.of_bytes(data)
+    check_no_external_data(source)
     try:
         session = ort.InferenceSession(
-            data, sess_options=session_options(inference_threads),
+            source.onnx_source, sess_options=session_options(inference_threads),
             providers=["CPUExecutionProvider"],
         )
     except Exception as exc:
@@ -185,8 +186,8 @@ def load_model(
     shape = resolve_shape(spec_shape, model_in.shape, max_elements)
     return LoadedModel(
         session=session,
-        model_hash=hashlib.sha256(data).digest(),
-        size=len(data),
+        model_hash=source.sha256,
+        size=source.size,
         input_name=model_in.name,
         output_name=model_out.name,
         shape=shape,
@@ -276,32 +277,12 @@ def _shape_from_model(model_shape: list[Any]) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def check_no_external_data(data: bytes) -> None:
+def check_no_external_data(data: bytes | ReceivedModel) -> None:
     """Refuse models whose tensors name external files: a model may not read the
-    server's files."""
-    import onnx
-    from onnx.external_data_helper import uses_external_data
-
-    proto = onnx.ModelProto()
+    server's files. Reads only the protobuf's headers (no ``ModelProto`` copy)."""
+    source = data if isinstance(data, ReceivedModel) else ReceivedModel(
+        b"", len(data), data=data)
     try:
-        proto.ParseFromString(data)
-    except DecodeError:
-        raise invalid("the bytes are not an ONNX model (protobuf parse failed)") \
-            from None
-    for tensor in _all_tensors(proto.graph):
-        if uses_external_data(tensor):
-            raise invalid(f"the model's tensor {tensor.name!r} refers to external "
-                          "data; models must be self-contained")
-
-
-def _all_tensors(graph: Any) -> Any:
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _all_tensors(attr.g)
-            for sub in attr.graphs:
-                yield from _all_tensors(sub)
+        upload.check_no_external_data(source)
+    except upload.ModelFormatError as exc:
+        raise invalid(str(exc)) from None
