@@ -180,6 +180,8 @@ def test_inspect_simulation_proof(run_cli, proofs):
     assert info["kind"] == "inference" and info["mode"] == "simulation"
     assert info["output_shape"] == [1, 4] and info["signed"] is True
     assert len(bytes.fromhex(info["input_hash"])) == 32
+    if "input_tensor" in info:  # a numpy input travels as a raw tensor
+        assert info["input_tensor"] == {"dtype": "F32", "shape": [1, 4]}
     assert "host" in info["issued_at_source"]
 
 

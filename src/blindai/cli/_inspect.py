@@ -73,6 +73,7 @@ def _proof_lines(info: dict[str, Any]) -> list[str]:
         ("model_hash", "model sha256"),
         ("input_shape", "input shape"),
         ("input_hash", "input sha256"),
+        ("input_tensor", "input tensor"),
         ("output_shape", "output shape"),
         ("output_dtype", "output type"),
     ]:
@@ -118,6 +119,8 @@ def _quote_lines(quote: dict[str, Any]) -> list[str]:
 def _text(value: Any) -> str:
     if value is None:
         return "(absent)"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {item}" for key, item in value.items())
     if isinstance(value, bool):
         return "YES" if value else "no"
     return str(value)

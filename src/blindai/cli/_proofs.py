@@ -70,13 +70,20 @@ def _issued_at(proof: SignedResponse) -> dt.datetime | None:
 
 def _run_fields(proof: RunModelResponse) -> dict[str, Any]:
     run = Payload.FromString(proof.payload or b"").run_model_payload
-    return {
+    fields: dict[str, Any] = {
         "input_hash": run.input_hash.hex() or None,
         "model_hash": run.model_hash.hex() or None,
         "output_shape": list(run.output_shape) or None,
         "output_dtype": _datum_name(run.datum_output),
         "output_decodable": proof.output is not None,
     }
+    if run.HasField("input_tensor"):
+        fields["input_hash"] = run.input_tensor_hash.hex() or None
+        fields["input_tensor"] = {
+            "dtype": _datum_name(run.input_tensor.datum),
+            "shape": list(run.input_tensor.shape),
+        }
+    return fields
 
 
 def _datum_name(value: int) -> str:

@@ -19,6 +19,7 @@ from blindai.server.config import MIB, ServerConfig
 from blindai.server.errors import StartupError
 from blindai.server.exchange import ExchangeService
 from blindai.server.keys import EnclaveIdentity, TlsIdentity, load_or_create_host_identity
+from blindai.server.metrics import Health, ServerMetrics, attach_attestation_gauges
 from blindai.server.models import ModelStore, terminate_runs
 from blindai.server.untrusted import AttestationService, Platform, SimulationPlatform
 
@@ -54,8 +55,13 @@ class RunningServer:
     untrusted_port: int
     attested_port: int
     platform: Platform
+    health: Health | None = None
+    metrics: ServerMetrics | None = None
+    metrics_port: int | None = None
 
     def stop(self, grace: float) -> None:
+        if self.health is not None:
+            self.health.shutting_down()
         events = [self.attested.stop(grace), self.untrusted.stop(grace)]
         deadline = time.monotonic() + grace
         for event in events:
@@ -69,9 +75,15 @@ class RunningServer:
         close = getattr(self.platform, "close", None)
         if close is not None:
             close()
+        if self.metrics is not None:
+            self.metrics.close()
 
 
-def _server(config: ServerConfig, tls: TlsIdentity) -> tuple[grpc.Server, object]:
+def _server(
+    config: ServerConfig,
+    tls: TlsIdentity,
+    interceptors: list[grpc.ServerInterceptor] | None = None,
+) -> tuple[grpc.Server, object]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers,
                                    thread_name_prefix="rpc"),
@@ -81,6 +93,7 @@ def _server(config: ServerConfig, tls: TlsIdentity) -> tuple[grpc.Server, object
             ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=config.workers * 4,
+        interceptors=interceptors,
     )
     credentials = grpc.ssl_server_credentials([(tls.key_pem, tls.cert_pem)])
     return server, credentials
@@ -104,31 +117,42 @@ def start(config: ServerConfig) -> RunningServer:
     host_tls = load_or_create_host_identity(config.state_dir)
     platform = make_platform(config, identity)
     store = ModelStore()
+    metrics = ServerMetrics(platform.mode) if config.metrics_port is not None else None
+    attach_attestation_gauges(platform, metrics)
+    interceptors = [metrics.interceptor()] if metrics is not None else []
 
-    untrusted, u_creds = _server(config, host_tls)
+    untrusted, u_creds = _server(config, host_tls, interceptors)
     untrusted_pb2_grpc.add_AttestationServicer_to_server(
         AttestationService(platform, identity.tls.cert_der), untrusted
     )
-    attested, a_creds = _server(config, identity.tls)
+    health = Health(untrusted)
+    attested, a_creds = _server(config, identity.tls, interceptors)
     securedexchange_pb2_grpc.add_ExchangeServicer_to_server(
         ExchangeService(config, identity, store), attested
     )
     u_port = _bind(untrusted, u_creds, config.host, config.untrusted_port)
     a_port = _bind(attested, a_creds, config.host, config.attested_port)
+    m_port = None
+    if metrics is not None and config.metrics_port is not None:
+        m_port = metrics.serve(config.host, config.metrics_port)
     untrusted.start()
     attested.start()
+    health.serving()
     log.info(
         "serving (%s mode): untrusted port %s:%d, attested port %s:%d; host "
         "certificate %s", platform.mode, config.host, u_port, config.host, a_port,
         config.state_dir / "host_server.pem",
     )
     if config.ready_file is not None:
-        _write_ready_file(config.ready_file, config, u_port, a_port, platform.mode)
-    return RunningServer(untrusted, attested, u_port, a_port, platform)
+        _write_ready_file(config.ready_file, config, u_port, a_port, platform.mode,
+                          metrics_port=m_port)
+    return RunningServer(untrusted, attested, u_port, a_port, platform, health,
+                         metrics, m_port)
 
 
 def _write_ready_file(
-    path: Path, config: ServerConfig, u_port: int, a_port: int, mode: str
+    path: Path, config: ServerConfig, u_port: int, a_port: int, mode: str,
+    metrics_port: int | None = None,
 ) -> None:
     info = {
         "pid": os.getpid(),
@@ -136,6 +160,7 @@ def _write_ready_file(
         "untrusted_port": u_port,
         "attested_port": a_port,
         "mode": mode,
+        "metrics_port": metrics_port,
         "host_certificate": str((config.state_dir / "host_server.pem").resolve()),
     }
     tmp = path.with_name(path.name + ".tmp")

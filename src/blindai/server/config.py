@@ -38,9 +38,11 @@ class ServerConfig:
     pccs_ca: Path | None = None
     pccs_api_version: int = 3
     grace_period: float = 10.0
+    idle_timeout: float = 30.0
     #: Where uploads are written while onnxruntime loads them: an in-memory
     #: tmpfs (under Gramine, an in-enclave tmpfs mount); None = hold in memory.
     model_dir: Path | None = default_model_dir()
+    metrics_port: int | None = None
 
 
 def _env(name: str, default: object) -> object:
@@ -99,10 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level (default %(default)s); logs never hold model bytes, "
         "inputs, outputs or keys")
     add("--workers", type=int, default=_env("workers", d.workers),
-        help="concurrent calls served per port (default %(default)s)")
+        help="threads serving calls, per port: each call in progress (a stream "
+        "being received, an inference) holds one; up to 4 x workers more calls "
+        "wait, and calls past those are refused with RESOURCE_EXHAUSTED "
+        "(default %(default)s)")
     add("--max-concurrent-uploads", type=int,
         default=_env("max_concurrent_uploads", d.max_concurrent_uploads),
-        help="uploads received at once; more are refused (default %(default)s)")
+        help="uploads received at once, each reserving up to --max-model-size "
+        "bytes; more are refused with RESOURCE_EXHAUSTED (default %(default)s)")
+    add("--idle-timeout", type=float, default=_env("idle_timeout", d.idle_timeout),
+        help="seconds a client may leave an upload or input stream without "
+        "sending its next message before the call is cancelled, freeing its "
+        "worker and upload slot (default %(default)s)")
     add("--inference-threads", type=int,
         default=_env("inference_threads", d.inference_threads),
         help="onnxruntime intra-op threads per inference (default 0 = one per core)")
@@ -128,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "0600, while onnxruntime loads it, then deleted; under Gramine it MUST be "
         "an in-enclave tmpfs mount, never host-visible storage. 'none' holds "
         "uploads in memory (default %(default)s)")
+    add("--metrics-port", type=int, default=_env("metrics_port", None),
+        help="serve Prometheus metrics over HTTP on --host at this port "
+        "(default: off; 0 = any free port)")
     return parser
 
 
@@ -148,12 +161,16 @@ def _check(config: ServerConfig) -> list[str]:
         port = getattr(config, name)
         if not 0 <= port <= 65535:
             problems.append(f"--{name.replace('_', '-')} {port} is not a port")
+    if config.metrics_port is not None and not 0 <= config.metrics_port <= 65535:
+        problems.append(f"--metrics-port {config.metrics_port} is not a port")
     if config.untrusted_port == config.attested_port != 0:
         problems.append("the two ports must differ")
     for name in ("max_model_size", "max_input_size", "workers",
                  "max_concurrent_uploads"):
         if getattr(config, name) <= 0:
             problems.append(f"--{name.replace('_', '-')} must be positive")
+    if config.idle_timeout <= 0:
+        problems.append("--idle-timeout must be positive")
     if config.run_timeout < 0 or config.inference_threads < 0:
         problems.append("--run-timeout and --inference-threads cannot be negative")
     return problems
