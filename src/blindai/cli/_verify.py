@@ -156,7 +156,10 @@ def _simulation_key(args: argparse.Namespace) -> tuple[Ed25519PublicKey | None, 
         )
     key = Ed25519PublicKey.from_public_bytes(read_signing_key(args.signing_key))
     check = Check(
-        "attestation", None, "NONE: simulation-mode proof", [SIMULATION_NOTICE]
+        "attestation",
+        None,
+        "NONE: simulation-mode proof",
+        ["no quote: the key checked is the one given with --signing-key"],
     )
     return key, check
 
