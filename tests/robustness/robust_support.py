@@ -213,3 +213,55 @@ def external_data_model() -> bytes:
         entry.key, entry.value = key, value
     node = helper.make_node("Add", ["x", "w"], ["y"])
     return _model(helper.make_graph([node], "external", [x], [y], [weight]))
+
+
+def external_tensor(name: str, path: str = "/etc/passwd") -> onnx.TensorProto:
+    """A 4-float tensor whose data is to be read from ``path``."""
+    tensor = onnx.TensorProto(name=name, data_type=TensorProto.FLOAT, dims=[4])
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", path), ("offset", "0"), ("length", "16")):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def external_data_variants() -> dict[str, bytes]:
+    """Models naming a server file from each place a tensor can sit."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    out: dict[str, bytes] = {}
+
+    constant = helper.make_node("Constant", [], ["w"], value=external_tensor("c"))
+    add = helper.make_node("Add", ["x", "w"], ["y"])
+    out["constant-attribute"] = _model(
+        helper.make_graph([constant, add], "const", [x], [y]))
+
+    branch = helper.make_graph([helper.make_node("Add", ["x", "w"], ["z"])],
+                               "then", [], [helper.make_tensor_value_info(
+                                   "z", TensorProto.FLOAT, [1, 4])],
+                               [external_tensor("w")])
+    plain = helper.make_graph([helper.make_node("Identity", ["x"], ["z2"])],
+                              "else", [], [helper.make_tensor_value_info(
+                                  "z2", TensorProto.FLOAT, [1, 4])])
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    if_node = helper.make_node("If", ["cond"], ["y"], then_branch=branch,
+                               else_branch=plain)
+    out["subgraph-initializer"] = _model(
+        helper.make_graph([if_node], "if", [x], [y], [cond]))
+
+    sparse = onnx.SparseTensorProto(dims=[4])
+    sparse.values.CopyFrom(external_tensor("sv"))
+    sparse.indices.CopyFrom(numpy_helper.from_array(
+        np.arange(4, dtype=np.int64), "si"))
+    graph = helper.make_graph([helper.make_node("Add", ["x", "sv"], ["y"])],
+                              "sparse", [x], [y])
+    graph.sparse_initializer.append(sparse)
+    out["sparse-initializer"] = _model(graph)
+
+    plain_location = external_tensor("w2")
+    plain_location.ClearField("data_location")  # entries without the flag
+    plain_location.raw_data = np.zeros(4, dtype=np.float32).tobytes()
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w2"], ["y"])],
+                              "entries", [x], [y], [plain_location])
+    out["entries-without-flag"] = _model(graph)
+    return out
