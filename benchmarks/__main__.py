@@ -1,0 +1,89 @@
+"""``make bench``: every row a ratio against a floor measured in the same run.
+
+Usage: ``python -m benchmarks [--quick]``. The full run takes a few minutes on
+two cores; ``--quick`` takes fewer rounds (and a noisier table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import _rows
+from blindai.server.launcher import LocalServer
+
+MIB = 1024 * 1024
+
+
+def _settings(quick: bool) -> dict[str, float]:
+    if quick:
+        return dict(cnn=12, small=150, seconds=1.5, repeats=3, uploads=1, verify=20)
+    return dict(cnn=40, small=600, seconds=4.0, repeats=5, uploads=3, verify=200)
+
+
+def _model_dir() -> Path:
+    shm = Path("/dev/shm")
+    return Path(tempfile.mkdtemp(prefix="blindai-bench-",
+                                 dir=shm if shm.is_dir() else None))
+
+
+def run(quick: bool, upload_size: int) -> list[_rows.Row]:
+    s = _settings(quick)
+    model_dir = _model_dir()
+    args = ["--simulation", "--log-level", "WARNING", "--model-dir", str(model_dir),
+            "--max-model-size", str(upload_size + 64 * MIB)]
+    rows: list[_rows.Row] = []
+    try:
+        with LocalServer(args) as server:
+            rows += _rows.cnn_rows(server, int(s["cnn"]))
+            _progress(rows)
+            rows += _rows.small_model_rows(server, int(s["small"]), s["seconds"],
+                                           int(s["repeats"]))
+            _progress(rows)
+            rows += _rows.upload_rows(server, model_dir, upload_size,
+                                      int(s["uploads"]))
+            _progress(rows)
+    finally:
+        shutil.rmtree(model_dir, ignore_errors=True)
+    rows.append(_rows.verify_row(int(s["verify"])))
+    return rows
+
+
+def _progress(rows: list[_rows.Row]) -> None:
+    print(f"  ... {len(rows)} rows measured", file=sys.stderr, flush=True)
+
+
+def table(rows: list[_rows.Row]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| measurement | value p50 (p10–p90) | floor p50 (p10–p90) | ratio "
+             "| target | met |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        ratio = "—" if row.ratio is None else f"{row.ratio:.2f}×"
+        met = "—" if row.met is None else ("yes" if row.met else "NO")
+        lines.append(f"| {row.what} | {row.value} | {row.floor} | {ratio} | "
+                     f"{row.target} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer rounds: a rough table in about a minute")
+    parser.add_argument("--upload-mb", type=int, default=400,
+                        help="size of the uploaded model in MB (default 400)")
+    ns = parser.parse_args(argv)
+    started = time.perf_counter()
+    rows = run(ns.quick, ns.upload_mb * 1000 * 1000)
+    print(table(rows))
+    print(f"\n{len(rows)} rows in {time.perf_counter() - started:.0f} s "
+          f"({'quick' if ns.quick else 'full'} run)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
