@@ -13,18 +13,15 @@ import sys
 import textwrap
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import cbor2
 import grpc
 import pytest
 from robust_support import (
-    REFERENCE_INPUT,
-    REFERENCE_OUTPUT,
     assert_serves_reference,
     connect,
-    model_requests,
     output_of,
     raw_stub,
     reference_model,
@@ -231,3 +228,45 @@ def test_sigterm_stops_a_run_longer_than_the_grace_period():
                 pending.result(timeout=20)
         assert code == 0
         assert elapsed < 5
+
+
+# --- stalled streams --------------------------------------------------------------
+
+
+def stalled_input(release: threading.Event) -> Iterator[pb.RunModelRequest]:
+    yield pb.RunModelRequest(input=b"\x84")
+    release.wait(30)
+
+
+def test_stalled_upload_is_cancelled_and_frees_its_slot():
+    with sim_server("--max-concurrent-uploads", "1", "--idle-timeout", "1") \
+            as server, raw_stub(server) as stub:
+        upload(stub, reference_model())
+        release = threading.Event()
+        try:
+            future = stalled_upload(stub, release, declared=4 * MIB)
+            assert future.exception(timeout=10).code() == grpc.StatusCode.CANCELLED
+            upload(stub, reference_model())
+        finally:
+            release.set()
+        assert_serves_reference(stub)
+        assert "idle for more than 1 s" in server.log_text()
+
+
+def test_stalled_input_streams_do_not_starve_other_callers():
+    # Without a limit, `workers` silent streams would hold every worker.
+    with sim_server("--workers", "2", "--idle-timeout", "1") as server, \
+            raw_stub(server) as stub:
+        upload(stub, reference_model())
+        release = threading.Event()
+        try:
+            stalls = [stub.RunModel.future(stalled_input(release), timeout=30)
+                      for _ in range(2)]
+            time.sleep(0.3)
+            started = time.monotonic()
+            assert_serves_reference(stub)
+            assert time.monotonic() - started < 5
+            for stall in stalls:
+                assert stall.exception(timeout=10) is not None
+        finally:
+            release.set()

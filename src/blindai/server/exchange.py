@@ -27,6 +27,7 @@ from blindai.server.models import (
     invalid,
     load_model,
 )
+from blindai.server.watchdog import StreamWatchdog
 from blindai.tensors import ModelDatumType, encode_array
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class ExchangeService(pb_grpc.ExchangeServicer):
         self._identity = identity
         self._store = store
         self._uploads = threading.BoundedSemaphore(config.max_concurrent_uploads)
+        self._watchdog = StreamWatchdog(config.idle_timeout)
 
     # --- SendModel -------------------------------------------------------------
 
@@ -60,12 +62,14 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                     "progress; try again later"
                 )
             try:
-                first, data = self._receive_model(request_iterator)
+                first, data = self._receive_model(
+                    self._watchdog.watch(request_iterator, context))
                 try:
                     model = load_model(
                         data, list(first.input_fact), first.datum,
                         first.datum_output,
                         inference_threads=self._config.inference_threads,
+                        spinning=self._config.inference_spinning,
                         max_elements=self._config.max_input_size,
                     )
                 finally:
@@ -138,7 +142,9 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     "no model has been uploaded yet; call upload_model first",
                 )
-            received = inputs.receive(request_iterator, self._config.max_input_size)
+            received = inputs.receive(
+                self._watchdog.watch(request_iterator, context),
+                self._config.max_input_size)
             array = inputs.to_model_array(received, model)
             output = model.run(array, timeout=self._config.run_timeout)
             out_bytes = encode_array(_as_type(output, model.datum_output))
