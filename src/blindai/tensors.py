@@ -180,8 +180,23 @@ def decode_input(data: bytes, datum: ModelDatumType) -> np.ndarray:
         raise InputDecodeError(f"input is not a CBOR array of numbers: {exc}") \
             from None
     if datum.is_float:
-        return _as_floats(numbers).astype(datum.numpy_dtype)
+        return narrow_floats(_as_floats(numbers), datum)
     return _as_integers(numbers, datum)
+
+
+def narrow_floats(values: np.ndarray, datum: ModelDatumType) -> np.ndarray:
+    """``values`` as the float type ``datum``; raises :class:`InputDecodeError`
+    for a finite value beyond its range, which the cast would make infinite."""
+    with np.errstate(over="ignore"):
+        out = values.astype(datum.numpy_dtype)
+    beyond = np.flatnonzero(np.isinf(out) & np.isfinite(values))
+    if beyond.size:
+        limit = float(np.finfo(datum.numpy_dtype).max)
+        raise InputDecodeError(
+            f"input element {beyond[0]} is beyond the range of {datum.name} "
+            f"(±{limit:.4g}); send a smaller number, or inf"
+        )
+    return out
 
 
 def _as_floats(numbers: _cbor.Numbers) -> np.ndarray:

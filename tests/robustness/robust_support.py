@@ -47,12 +47,15 @@ def raw_channel(server: LocalServer) -> grpc.Channel:
     target = f"127.0.0.1:{server.untrusted_port}"
     creds = grpc.ssl_channel_credentials(host_pem)
     with grpc.secure_channel(target, creds, _OPTIONS) as channel:
-        der = AttestationStub(channel).GetCertificate(
-            untrusted_pb2.GetCertificateRequest(), timeout=10
-        ).enclave_tls_certificate
+        der = (
+            AttestationStub(channel)
+            .GetCertificate(untrusted_pb2.GetCertificateRequest(), timeout=10)
+            .enclave_tls_certificate
+        )
     return grpc.secure_channel(
         f"127.0.0.1:{server.attested_port}",
-        grpc.ssl_channel_credentials(der_to_pem(der)), _OPTIONS,
+        grpc.ssl_channel_credentials(der_to_pem(der)),
+        _OPTIONS,
     )
 
 
@@ -71,32 +74,42 @@ def connect(server: LocalServer, **kwargs: Any) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", blindai.SimulationModeWarning)
-        return blindai.connect("127.0.0.1", simulation=True, **server.ports,
-                               **kwargs)
+        return blindai.connect("127.0.0.1", simulation=True, **server.ports, **kwargs)
 
 
 # --- raw requests ------------------------------------------------------------
 
 
 def model_requests(
-    data: bytes, shape: tuple[int, ...] = (1, 4), datum: int = pb.F32,
-    datum_output: int = pb.F32, length: int | None = None, chunk: int = 1 << 16,
+    data: bytes,
+    shape: tuple[int, ...] = (1, 4),
+    datum: int = pb.F32,
+    datum_output: int = pb.F32,
+    length: int | None = None,
+    chunk: int = 1 << 16,
 ) -> list[pb.SendModelRequest]:
     length = len(data) if length is None else length
-    return [pb.SendModelRequest(data=data[i:i + chunk], length=length,
-                                input_fact=list(shape), datum=datum,
-                                datum_output=datum_output)
-            for i in range(0, max(len(data), 1), chunk)]
+    return [
+        pb.SendModelRequest(
+            data=data[i : i + chunk],
+            length=length,
+            input_fact=list(shape),
+            datum=datum,
+            datum_output=datum_output,
+        )
+        for i in range(0, max(len(data), 1), chunk)
+    ]
 
 
 def upload(stub: ExchangeStub, data: bytes, **kwargs: Any) -> pb.SendModelReply:
-    return stub.SendModel(iter(model_requests(data, **kwargs)),
-                          timeout=CALL_TIMEOUT)
+    return stub.SendModel(iter(model_requests(data, **kwargs)), timeout=CALL_TIMEOUT)
 
 
 def run(stub: ExchangeStub, raw: bytes, chunk: int = 1 << 16) -> pb.RunModelReply:
-    requests = [pb.RunModelRequest(input=raw[i:i + chunk])
-                for i in range(0, max(len(raw), 1), chunk)]
+    requests = [
+        pb.RunModelRequest(input=raw[i : i + chunk])
+        for i in range(0, max(len(raw), 1), chunk)
+    ]
     return stub.RunModel(iter(requests), timeout=CALL_TIMEOUT)
 
 
@@ -132,8 +145,10 @@ def reference_model() -> bytes:
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
     a = numpy_helper.from_array(np.array(2.0, dtype=np.float32), "a")
     b = numpy_helper.from_array(np.array(1.0, dtype=np.float32), "b")
-    nodes = [helper.make_node("Mul", ["x", "a"], ["t"]),
-             helper.make_node("Add", ["t", "b"], ["y"])]
+    nodes = [
+        helper.make_node("Mul", ["x", "a"], ["t"]),
+        helper.make_node("Add", ["t", "b"], ["y"]),
+    ]
     return _model(helper.make_graph(nodes, "affine", [x], [y], [a, b]))
 
 
@@ -173,14 +188,20 @@ def slow_model(size: int = 128) -> bytes:
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])
     square = [size, size]
     body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("MatMul", ["a_in", "w"], ["a_out"])],
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("MatMul", ["a_in", "w"], ["a_out"]),
+        ],
         "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("a_in", TensorProto.FLOAT, square)],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("a_out", TensorProto.FLOAT, square)],
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("a_in", TensorProto.FLOAT, square),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("a_out", TensorProto.FLOAT, square),
+        ],
     )
     true = helper.make_tensor("t", TensorProto.BOOL, [], [True])
     nodes = [
@@ -207,8 +228,7 @@ def external_data_model() -> bytes:
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
     weight = onnx.TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4])
     weight.data_location = onnx.TensorProto.EXTERNAL
-    for key, value in (("location", "/etc/passwd"), ("offset", "0"),
-                       ("length", "16")):
+    for key, value in (("location", "/etc/passwd"), ("offset", "0"), ("length", "16")):
         entry = weight.external_data.add()
         entry.key, entry.value = key, value
     node = helper.make_node("Add", ["x", "w"], ["y"])
@@ -234,34 +254,48 @@ def external_data_variants() -> dict[str, bytes]:
     constant = helper.make_node("Constant", [], ["w"], value=external_tensor("c"))
     add = helper.make_node("Add", ["x", "w"], ["y"])
     out["constant-attribute"] = _model(
-        helper.make_graph([constant, add], "const", [x], [y]))
+        helper.make_graph([constant, add], "const", [x], [y])
+    )
 
-    branch = helper.make_graph([helper.make_node("Add", ["x", "w"], ["z"])],
-                               "then", [], [helper.make_tensor_value_info(
-                                   "z", TensorProto.FLOAT, [1, 4])],
-                               [external_tensor("w")])
-    plain = helper.make_graph([helper.make_node("Identity", ["x"], ["z2"])],
-                              "else", [], [helper.make_tensor_value_info(
-                                  "z2", TensorProto.FLOAT, [1, 4])])
+    branch = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["z"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])],
+        [external_tensor("w")],
+    )
+    plain = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["z2"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("z2", TensorProto.FLOAT, [1, 4])],
+    )
     cond = numpy_helper.from_array(np.array(True), "cond")
-    if_node = helper.make_node("If", ["cond"], ["y"], then_branch=branch,
-                               else_branch=plain)
+    if_node = helper.make_node(
+        "If", ["cond"], ["y"], then_branch=branch, else_branch=plain
+    )
     out["subgraph-initializer"] = _model(
-        helper.make_graph([if_node], "if", [x], [y], [cond]))
+        helper.make_graph([if_node], "if", [x], [y], [cond])
+    )
 
     sparse = onnx.SparseTensorProto(dims=[4])
     sparse.values.CopyFrom(external_tensor("sv"))
-    sparse.indices.CopyFrom(numpy_helper.from_array(
-        np.arange(4, dtype=np.int64), "si"))
-    graph = helper.make_graph([helper.make_node("Add", ["x", "sv"], ["y"])],
-                              "sparse", [x], [y])
+    sparse.indices.CopyFrom(numpy_helper.from_array(np.arange(4, dtype=np.int64), "si"))
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "sv"], ["y"])], "sparse", [x], [y]
+    )
     graph.sparse_initializer.append(sparse)
     out["sparse-initializer"] = _model(graph)
 
     plain_location = external_tensor("w2")
     plain_location.ClearField("data_location")  # entries without the flag
     plain_location.raw_data = np.zeros(4, dtype=np.float32).tobytes()
-    graph = helper.make_graph([helper.make_node("Add", ["x", "w2"], ["y"])],
-                              "entries", [x], [y], [plain_location])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w2"], ["y"])],
+        "entries",
+        [x],
+        [y],
+        [plain_location],
+    )
     out["entries-without-flag"] = _model(graph)
     return out

@@ -53,16 +53,16 @@ def test_run_before_upload_is_a_rejected_request():
     with sim_server() as server, connect(server) as c:
         with pytest.raises(ConnectionError) as info:  # how 0.3 code catches it
             c.run_model([1.0, 2.0, 3.0, 4.0])
-    check(info.value, RequestRejectedError, grpc.StatusCode.FAILED_PRECONDITION,
-          "input")
+    check(
+        info.value, RequestRejectedError, grpc.StatusCode.FAILED_PRECONDITION, "input"
+    )
     assert "no model" in info.value.details
 
 
 def test_refused_model_and_input(client):
     with pytest.raises(RequestRejectedError) as info:
         client.upload_model(b"not a model")
-    check(info.value, RequestRejectedError, grpc.StatusCode.INVALID_ARGUMENT,
-          "input")
+    check(info.value, RequestRejectedError, grpc.StatusCode.INVALID_ARGUMENT, "input")
     client.upload_model(reference_model(), shape=(1, 4))
     with pytest.raises(RequestRejectedError) as info:
         client.run_model([1.0, 2.0, 3.0])
@@ -73,16 +73,16 @@ def test_input_over_the_limit(client):
     client.upload_model(reference_model(), shape=(1, 4))
     with pytest.raises(ResourceLimitError) as info:
         client.run_model([1.5] * 1000)
-    check(info.value, ResourceLimitError, grpc.StatusCode.RESOURCE_EXHAUSTED,
-          "input")
+    check(info.value, ResourceLimitError, grpc.StatusCode.RESOURCE_EXHAUSTED, "input")
 
 
 def test_server_run_limit(client):
     client.upload_model(slow_model(), shape=(1, 1))
     with pytest.raises(DeadlineExceededError) as info:
         client.run_model([1.5e8])
-    check(info.value, DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED,
-          "server")
+    check(
+        info.value, DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED, "server"
+    )
 
 
 def test_client_deadline(client):
@@ -102,17 +102,19 @@ def test_server_gone():
         with pytest.raises(ServerUnavailableError) as info:
             c.run_model([1.0, 2.0, 3.0, 4.0], timeout=5)
         c.close_connection()
-    check(info.value, ServerUnavailableError, grpc.StatusCode.UNAVAILABLE,
-          "network")
+    check(info.value, ServerUnavailableError, grpc.StatusCode.UNAVAILABLE, "network")
 
 
 def test_nothing_listening():
     with sim_server() as server:
         ports = server.ports
-    with pytest.raises(ServerUnavailableError), pytest.warns(
-            blindai.SimulationModeWarning):
+    with (
+        pytest.raises(ServerUnavailableError),
+        pytest.warns(blindai.SimulationModeWarning),
+    ):
         blindai.BlindAiClient().connect_server(
-            "127.0.0.1", simulation=True, certificate=None, timeout=2, **ports)
+            "127.0.0.1", simulation=True, certificate=None, timeout=2, **ports
+        )
 
 
 def test_reply_over_the_client_limit(server, monkeypatch):
@@ -149,8 +151,7 @@ def fake_client(reply: object) -> tuple[blindai.BlindAiClient, RecordingStub]:
 
 
 def upload_reply(model_hash: bytes) -> pb.SendModelReply:
-    payload = pb.Payload(send_model_payload=pb.SendModelPayload(
-        model_hash=model_hash))
+    payload = pb.Payload(send_model_payload=pb.SendModelPayload(model_hash=model_hash))
     return pb.SendModelReply(payload=payload.SerializeToString())
 
 
@@ -162,9 +163,12 @@ def test_every_call_has_a_deadline_by_default():
     c.upload_model(model)
     assert stub.timeouts == [pytest.approx(client_module.UPLOAD_TIMEOUT + 3)]
     output = pb.RunModelPayload(output=b"\x81\x01")
-    c, stub = fake_client(SimpleNamespace(
-        payload=pb.Payload(run_model_payload=output).SerializeToString(),
-        signature=b""))
+    c, stub = fake_client(
+        SimpleNamespace(
+            payload=pb.Payload(run_model_payload=output).SerializeToString(),
+            signature=b"",
+        )
+    )
     c.run_model([1])
     assert stub.timeouts == [client_module.RUN_TIMEOUT]
 

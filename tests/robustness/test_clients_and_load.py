@@ -43,8 +43,7 @@ def stalled_upload(stub, release: threading.Event, declared: int) -> grpc.Future
     """An upload that sends one chunk, then waits for ``release`` (at most 30 s)."""
 
     def requests() -> Iterator[pb.SendModelRequest]:
-        yield pb.SendModelRequest(data=b"x" * 1024, length=declared,
-                                  input_fact=[1, 4])
+        yield pb.SendModelRequest(data=b"x" * 1024, length=declared, input_fact=[1, 4])
         release.wait(30)
 
     return stub.SendModel.future(requests(), timeout=30)
@@ -69,8 +68,10 @@ def wait_for_refusal_to_stop(stub, model: bytes, limit: float = 10.0) -> None:
 
 
 def test_client_cancels_mid_upload():
-    with sim_server("--max-concurrent-uploads", "1") as server, \
-            raw_stub(server) as stub:
+    with (
+        sim_server("--max-concurrent-uploads", "1") as server,
+        raw_stub(server) as stub,
+    ):
         upload(stub, reference_model())
         release = threading.Event()
         future = stalled_upload(stub, release, declared=4 * MIB)
@@ -112,13 +113,24 @@ def test_client_process_killed_mid_upload(tmp_path):
     from pathlib import Path
 
     here = str(Path(__file__).parent)
-    with sim_server("--max-concurrent-uploads", "1") as server, \
-            raw_stub(server) as stub:
+    with (
+        sim_server("--max-concurrent-uploads", "1") as server,
+        raw_stub(server) as stub,
+    ):
         upload(stub, reference_model())
         child = subprocess.Popen(
-            [sys.executable, "-c", KILLED_CLIENT, here, str(server.untrusted_port),
-             str(server.attested_port), str(server.state_dir)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-c",
+                KILLED_CLIENT,
+                here,
+                str(server.untrusted_port),
+                str(server.attested_port),
+                str(server.state_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(5):  # a few chunks are in flight
                 assert child.stdout is not None and child.stdout.readline()
@@ -133,12 +145,15 @@ def test_client_process_killed_mid_upload(tmp_path):
 def test_uploads_at_once_are_bounded():
     # Two uploads declaring the maximum size hold the two slots; a third is
     # refused at once instead of reserving a third maximum-size buffer.
-    with sim_server("--max-concurrent-uploads", "2", "--max-model-size",
-                    str(64 * MIB)) as server, raw_stub(server) as stub:
+    with (
+        sim_server(
+            "--max-concurrent-uploads", "2", "--max-model-size", str(64 * MIB)
+        ) as server,
+        raw_stub(server) as stub,
+    ):
         upload(stub, reference_model())
         release = threading.Event()
-        futures = [stalled_upload(stub, release, declared=64 * MIB)
-                   for _ in range(2)]
+        futures = [stalled_upload(stub, release, declared=64 * MIB) for _ in range(2)]
         try:
             time.sleep(0.5)
             code, details = refusal(upload, stub, reference_model())
@@ -148,8 +163,9 @@ def test_uploads_at_once_are_bounded():
         finally:
             release.set()
         for future in futures:
-            assert future.exception(timeout=30).code() == \
-                grpc.StatusCode.INVALID_ARGUMENT  # ended short of its length
+            assert (
+                future.exception(timeout=30).code() == grpc.StatusCode.INVALID_ARGUMENT
+            )  # ended short of its length
         upload(stub, reference_model())
         assert_serves_reference(stub)
 
@@ -183,16 +199,21 @@ def test_64_callers_each_with_its_own_connection():
 
         def caller(index: int) -> list[list[float]]:
             with connect(server) as client:
-                return [client.run_model([float(index), float(i), 0.0, 1.0],
-                                         timeout=60).output for i in range(calls)]
+                return [
+                    client.run_model(
+                        [float(index), float(i), 0.0, 1.0], timeout=60
+                    ).output
+                    for i in range(calls)
+                ]
 
         started = time.monotonic()
         with ThreadPoolExecutor(callers) as pool:
             results = list(pool.map(caller, range(callers), timeout=120))
         elapsed = time.monotonic() - started
     for index, outputs in enumerate(results):
-        assert outputs == [[2.0 * index + 1, 2.0 * i + 1, 1.0, 3.0]
-                           for i in range(calls)]
+        assert outputs == [
+            [2.0 * index + 1, 2.0 * i + 1, 1.0, 3.0] for i in range(calls)
+        ]
     assert elapsed < 30
 
 
@@ -239,8 +260,10 @@ def stalled_input(release: threading.Event) -> Iterator[pb.RunModelRequest]:
 
 
 def test_stalled_upload_is_cancelled_and_frees_its_slot():
-    with sim_server("--max-concurrent-uploads", "1", "--idle-timeout", "1") \
-            as server, raw_stub(server) as stub:
+    with (
+        sim_server("--max-concurrent-uploads", "1", "--idle-timeout", "1") as server,
+        raw_stub(server) as stub,
+    ):
         upload(stub, reference_model())
         release = threading.Event()
         try:
@@ -255,13 +278,17 @@ def test_stalled_upload_is_cancelled_and_frees_its_slot():
 
 def test_stalled_input_streams_do_not_starve_other_callers():
     # Without a limit, `workers` silent streams would hold every worker.
-    with sim_server("--workers", "2", "--idle-timeout", "1") as server, \
-            raw_stub(server) as stub:
+    with (
+        sim_server("--workers", "2", "--idle-timeout", "1") as server,
+        raw_stub(server) as stub,
+    ):
         upload(stub, reference_model())
         release = threading.Event()
         try:
-            stalls = [stub.RunModel.future(stalled_input(release), timeout=30)
-                      for _ in range(2)]
+            stalls = [
+                stub.RunModel.future(stalled_input(release), timeout=30)
+                for _ in range(2)
+            ]
             time.sleep(0.3)
             started = time.monotonic()
             assert_serves_reference(stub)

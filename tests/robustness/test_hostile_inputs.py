@@ -118,9 +118,14 @@ def test_smaller_float_widths_are_numbers(stub):
 # --- headers that lie, deep nesting, size -------------------------------------------
 
 
-@pytest.mark.parametrize("header", [b"\x9a\xff\xff\xff\xff",
-                                    b"\x9b" + b"\xff" * 8,
-                                    b"\x9b\x00\x00\x00\x01\x00\x00\x00\x00"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"\x9a\xff\xff\xff\xff",
+        b"\x9b" + b"\xff" * 8,
+        b"\x9b\x00\x00\x00\x01\x00\x00\x00\x00",
+    ],
+)
 def test_header_claiming_a_huge_array(stub, header):
     code, details = refusal(run, stub, header + F1 * 4)
     assert code == INVALID, details
@@ -159,3 +164,30 @@ def test_sign_flag_on_a_refused_input_changes_nothing(stub):
     requests = [pb.RunModelRequest(input=GOOD + b"\x00", sign=True)]
     code, _ = refusal(stub.RunModel, iter(requests), timeout=30)
     assert code == INVALID
+
+
+# --- numbers that do not fit the model's float type ----------------------------------
+
+
+@pytest.mark.parametrize("value", [1e39, -1e39, 2.0**128, 1.7976931348623157e308])
+def test_double_beyond_f32_range_is_refused_not_made_infinite(stub, value):
+    code, details = refusal(run, stub, cbor2.dumps([value, 1.0, 2.0, 3.0]))
+    assert code == INVALID and "F32" in details and "element 0" in details
+
+
+def test_explicit_infinities_and_nan_are_numbers(stub):
+    reply = run(stub, cbor2.dumps([float("inf"), float("-inf"), float("nan"), 3.4e38]))
+    out = output_of(reply)
+    assert out[0] == float("inf") and out[1] == float("-inf") and out[2] != out[2]
+
+
+def test_f64_tensor_beyond_f32_range_is_refused(stub):
+    import numpy as np
+
+    values = np.array([1e39, 1.0, 2.0, 3.0], dtype="<f8")
+    request = pb.RunModelRequest(
+        tensor=pb.TensorInfo(datum=pb.F64, shape=[1, 4]),
+        tensor_data=values.tobytes(),
+    )
+    code, details = refusal(stub.RunModel, iter([request]), timeout=30)
+    assert code == INVALID and "F32" in details

@@ -61,8 +61,11 @@ def send(stub: ExchangeStub, requests: list[pb.SendModelRequest]) -> None:
 # --- what the bytes are --------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", [b"\xff" * 100, b"garbage", b"\x08\x01" * 40],
-                         ids=["ff", "text", "protobuf-not-onnx"])
+@pytest.mark.parametrize(
+    "data",
+    [b"\xff" * 100, b"garbage", b"\x08\x01" * 40],
+    ids=["ff", "text", "protobuf-not-onnx"],
+)
 def test_bytes_that_are_not_onnx(stub, data):
     code, details = refusal(upload, stub, data)
     assert code == INVALID
@@ -159,20 +162,18 @@ def test_unknown_element_type(stub, field, value):
     assert f"element type {value}" in details
 
 
-@pytest.mark.parametrize("shape", [(1, -4), (0, 4), (-1, 4), (1, 0), (-2**31, 4)])
+@pytest.mark.parametrize("shape", [(1, -4), (0, 4), (-1, 4), (1, 0), (-(2**31), 4)])
 def test_dimension_that_is_not_positive(stub, shape):
     code, details = refusal(upload, stub, reference_model(), shape=shape)
     assert code == INVALID and "not positive" in details
 
 
 def test_too_many_dimensions(stub):
-    code, details = refusal(upload, stub, identity_model(["d"] * 17),
-                            shape=(1,) * 17)
+    code, details = refusal(upload, stub, identity_model(["d"] * 17), shape=(1,) * 17)
     assert code == INVALID and "17 dimensions" in details
 
 
-@pytest.mark.parametrize("shape", [(2**31 - 1,) * 2, (2**31 - 1,) * 16,
-                                   (65536, 65536)])
+@pytest.mark.parametrize("shape", [(2**31 - 1,) * 2, (2**31 - 1,) * 16, (65536, 65536)])
 def test_element_count_no_input_could_reach(stub, shape):
     # The product overflows 64 bits for the 16-dimension shape; no input within
     # the server's input limit could ever hold that many elements.

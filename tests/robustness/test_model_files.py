@@ -34,8 +34,9 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_dir) -> Iterator:
-    with sim_server("--model-dir", str(model_dir), "--max-model-size",
-                    str(2 * MIB)) as s:
+    with sim_server(
+        "--model-dir", str(model_dir), "--max-model-size", str(2 * MIB)
+    ) as s:
         yield s
 
 
@@ -67,6 +68,7 @@ def test_model_naming_a_server_file(stub, model):
 
 def _field(number: int, payload: bytes) -> bytes:
     """One length-delimited protobuf field."""
+
     def varint(value: int) -> bytes:
         out = b""
         while value > 0x7F:
@@ -83,8 +85,9 @@ def nested_model(depth: int) -> bytes:
     graph = b""
     for _ in range(depth):
         attribute = _field(1, b"then_branch") + _field(6, graph) + b"\xa0\x01\x05"
-        node = _field(1, b"c") + _field(2, b"z") + _field(4, b"If") + \
-            _field(5, attribute)
+        node = (
+            _field(1, b"c") + _field(2, b"z") + _field(4, b"If") + _field(5, attribute)
+        )
         graph = _field(1, node)
     return b"\x08\x08" + _field(7, graph)  # ir_version 8, graph
 
@@ -96,8 +99,7 @@ def test_subgraphs_nested_past_the_limit(stub, depth):
     assert "deeper" in details
 
 
-@pytest.mark.parametrize("case", ["success", "not-onnx", "short", "long",
-                                  "over-limit"])
+@pytest.mark.parametrize("case", ["success", "not-onnx", "short", "long", "over-limit"])
 def test_no_file_left_behind(stub, model_dir, case):
     model = reference_model()
     if case == "success":

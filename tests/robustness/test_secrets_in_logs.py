@@ -37,8 +37,13 @@ SECRET_INDEX = 313373
 
 def renderings(value: float) -> list[bytes]:
     """The ways a number may show up in a text or binary log."""
-    texts = {repr(value), f"{value:g}", f"{value:.2f}", repr(float(np.float32(value))),
-             f"{float(np.float32(value)):.1f}"}
+    texts = {
+        repr(value),
+        f"{value:g}",
+        f"{value:.2f}",
+        repr(float(np.float32(value))),
+        f"{float(np.float32(value)):.1f}",
+    }
     packed = [struct.pack(fmt, value) for fmt in ("<d", ">d", "<f", ">f")]
     packed.append(cbor2.dumps(value))
     out = [t.encode() for t in texts] + packed
@@ -97,7 +102,10 @@ def test_integer_input_values_stay_out_of_the_log(debug_server):
     from onnx import TensorProto
 
     with connect(debug_server) as client:
-        client.upload_model(cast_model(4, TensorProto.INT64, TensorProto.INT64),
-                            dtype=ModelDatumType.I64, dtype_out=ModelDatumType.I64)
+        client.upload_model(
+            cast_model(4, TensorProto.INT64, TensorProto.INT64),
+            dtype=ModelDatumType.I64,
+            dtype_out=ModelDatumType.I64,
+        )
         assert client.run_model([987654321, 1, 2, 3]).output[0] == 987654321
     assert b"987654321" not in debug_server.log_path.read_bytes()

@@ -20,7 +20,12 @@ import numpy as np
 
 from blindai.pb import securedexchange_pb2 as pb
 from blindai.server.models import MAX_RANK, LoadedModel, RequestError, invalid
-from blindai.tensors import InputDecodeError, ModelDatumType, decode_input
+from blindai.tensors import (
+    InputDecodeError,
+    ModelDatumType,
+    decode_input,
+    narrow_floats,
+)
 
 #: Largest reply a 0.3 client can receive (gRPC's default receive limit).
 LEGACY_REPLY_LIMIT = 4 * 1024 * 1024
@@ -153,6 +158,11 @@ def _convert(raw: bytes | bytearray, tensor: pb.TensorInfo,
         if low < info.min or high > info.max:
             raise invalid(f"the input tensor is {sent.name} with values from "
                           f"{low} to {high}; the model takes {target.name}")
+    if sent.is_float and target.is_float:
+        try:
+            return narrow_floats(array, target)
+        except InputDecodeError as exc:
+            raise invalid(f"the input tensor is {sent.name}: {exc}") from None
     return array.astype(target.numpy_dtype)
 
 
