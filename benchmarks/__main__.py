@@ -31,25 +31,30 @@ def _model_dir() -> Path:
                                  dir=shm if shm.is_dir() else None))
 
 
-def run(quick: bool, upload_size: int) -> list[_rows.Row]:
+def run(quick: bool, upload_size: int, extra: list[str],
+        only: str | None = None) -> list[_rows.Row]:
     s = _settings(quick)
     model_dir = _model_dir()
     args = ["--simulation", "--log-level", "WARNING", "--model-dir", str(model_dir),
-            "--max-model-size", str(upload_size + 64 * MIB)]
+            "--max-model-size", str(upload_size + 64 * MIB), *extra]
     rows: list[_rows.Row] = []
     try:
         with LocalServer(args) as server:
-            rows += _rows.cnn_rows(server, int(s["cnn"]))
-            _progress(rows)
-            rows += _rows.small_model_rows(server, int(s["small"]), s["seconds"],
-                                           int(s["repeats"]))
-            _progress(rows)
-            rows += _rows.upload_rows(server, model_dir, upload_size,
-                                      int(s["uploads"]))
-            _progress(rows)
+            if only in (None, "cnn"):
+                rows += _rows.cnn_rows(server, int(s["cnn"]))
+                _progress(rows)
+            if only in (None, "small"):
+                rows += _rows.small_model_rows(server, int(s["small"]),
+                                               s["seconds"], int(s["repeats"]))
+                _progress(rows)
+            if only in (None, "upload"):
+                rows += _rows.upload_rows(server, model_dir, upload_size,
+                                          int(s["uploads"]))
+                _progress(rows)
     finally:
         shutil.rmtree(model_dir, ignore_errors=True)
-    rows.append(_rows.verify_row(int(s["verify"])))
+    if only is None:
+        rows.append(_rows.verify_row(int(s["verify"])))
     return rows
 
 
@@ -76,9 +81,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="fewer rounds: a rough table in about a minute")
     parser.add_argument("--upload-mb", type=int, default=400,
                         help="size of the uploaded model in MB (default 400)")
+    parser.add_argument("--server-args", default="",
+                        help="more blindai-server options, e.g. "
+                        "'--inference-spinning --inference-threads 1'")
+    parser.add_argument("--only", choices=["cnn", "small", "upload"],
+                        help="measure one group of rows")
     ns = parser.parse_args(argv)
     started = time.perf_counter()
-    rows = run(ns.quick, ns.upload_mb * 1000 * 1000)
+    rows = run(ns.quick, ns.upload_mb * 1000 * 1000, ns.server_args.split(),
+               ns.only)
     print(table(rows))
     print(f"\n{len(rows)} rows in {time.perf_counter() - started:.0f} s "
           f"({'quick' if ns.quick else 'full'} run)")

@@ -39,11 +39,12 @@ def rss_bytes(pid: int) -> int:
 
 
 def files_bytes(directory: Path) -> int:
-    """Bytes of the files in ``directory`` (a tmpfs file is memory too)."""
+    """Bytes held by the files in ``directory`` (a tmpfs file is memory too):
+    allocated blocks, not the size, since the server frees parts of a file."""
     total = 0
     for entry in os.scandir(directory):
         try:
-            total += entry.stat().st_size
+            total += entry.stat().st_blocks * 512
         except OSError:
             continue
     return total

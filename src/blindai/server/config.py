@@ -31,6 +31,7 @@ class ServerConfig:
     workers: int = 16
     max_concurrent_uploads: int = 2
     inference_threads: int = 0
+    inference_spinning: bool = False
     run_timeout: float = 0.0
     ready_file: Path | None = None
     attestation_dir: Path = Path("/dev/attestation")
@@ -116,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--inference-threads", type=int,
         default=_env("inference_threads", d.inference_threads),
         help="onnxruntime intra-op threads per inference (default 0 = one per core)")
+    add("--inference-spinning", action="store_true",
+        default=_env_flag("inference_spinning"),
+        help="let idle onnxruntime threads busy-wait for work: lower latency "
+        "for one call at a time, less throughput for many (default off)")
     add("--run-timeout", type=float, default=_env("run_timeout", d.run_timeout),
         help="seconds after which an inference is stopped (default 0 = no limit)")
     add("--ready-file", type=Path, default=_env("ready_file", None),

@@ -144,9 +144,19 @@ class ModelStore:
             self._model = model
 
 
-def session_options(inference_threads: int) -> ort.SessionOptions:
+def session_options(inference_threads: int, spinning: bool = False
+                    ) -> ort.SessionOptions:
+    """onnxruntime settings of every session: ``inference_threads`` intra-op
+    threads (0 = one per core), one inter-op thread, and no busy-waiting by
+    idle threads unless ``spinning``: with several calls at once on few cores,
+    spinning threads take the CPU that the other calls need (measured with
+    ``make bench``, see benchmarks/README.md)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = inference_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning",
+                                     "1" if spinning else "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning",
+                                     "1" if spinning else "0")
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = _ORT_SILENT
@@ -156,6 +166,7 @@ def session_options(inference_threads: int) -> ort.SessionOptions:
 def load_model(
     data: bytes | ReceivedModel, spec_shape: list[int], datum: int, datum_output: int,
     *, inference_threads: int = 0, max_elements: int | None = None,
+    spinning: bool = False,
 ) -> LoadedModel:
     """Check and load a model; raises :class:`RequestError` with the reason.
 
@@ -167,10 +178,9 @@ def load_model(
     source = data if isinstance(data, ReceivedModel) else ReceivedModel.of_bytes(data)
     check_no_external_data(source)
     try:
-        session = ort.InferenceSession(
-            source.onnx_source, sess_options=session_options(inference_threads),
-            providers=["CPUExecutionProvider"],
-        )
+        options = session_options(inference_threads, spinning)
+        session = upload.create_session(source, lambda onnx: ort.InferenceSession(
+            onnx, sess_options=options, providers=["CPUExecutionProvider"]))
     except Exception as exc:
         log.info("model rejected by onnxruntime: %s", type(exc).__name__)
         raise invalid(f"the model could not be loaded: {_short(exc)}") from None

@@ -15,13 +15,19 @@ Without a model directory the upload is held in memory, as one buffer.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import fcntl
 import hashlib
 import mmap
 import os
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class ModelFormatError(ValueError):
@@ -124,6 +130,83 @@ class ModelWriter:
             with contextlib.suppress(FileNotFoundError):
                 self._path.unlink()
         self._buffer = None
+
+
+# --- feeding onnxruntime ------------------------------------------------------------
+
+#: Linux fallocate flags: free the file's pages for a range, keep its size.
+_PUNCH_HOLE = 0x02 | 0x01
+_PIPE_CHUNK = 1024 * 1024
+_F_SETPIPE_SZ = 1031
+
+
+def create_session(model: ReceivedModel, create: Callable[[str | bytes], T]) -> T:
+    """``create(source)`` with the model's path (or bytes), fed through a pipe.
+
+    onnxruntime first parses the whole file into a ``ModelProto``, then copies
+    each weight into its own tensor. Given the file's path, the file, the
+    parsed model and the tensors are all alive at the peak (three times the
+    model). Given a named pipe instead, a thread copies the file into it and
+    frees each part of the file once written, so the peak holds two copies.
+    Where named pipes cannot be made (some library OSes), the path is used.
+    """
+    if model.path is None:
+        return create(model.onnx_source)
+    fifo = model.path.with_suffix(".fifo")
+    try:
+        os.mkfifo(fifo, 0o600)
+    except OSError:
+        return create(str(model.path))
+    pump = threading.Thread(target=_pump, args=(model.path, fifo, model.size),
+                            name="model-pipe", daemon=True)
+    pump.start()
+    try:
+        return create(str(fifo))
+    finally:
+        _stop_pump(fifo, pump)
+
+
+def _pump(path: Path, fifo: Path, size: int) -> None:
+    src = os.open(path, os.O_RDWR)
+    try:
+        dst = os.open(fifo, os.O_WRONLY)
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(dst, _F_SETPIPE_SZ, _PIPE_CHUNK)
+            offset = 0
+            while offset < size:
+                chunk = os.pread(src, _PIPE_CHUNK, offset)
+                if not chunk:
+                    return
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(dst, view) :]
+                _punch_hole(src, offset, len(chunk))
+                offset += len(chunk)
+        except BrokenPipeError:
+            return  # onnxruntime stopped reading (a malformed model)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _punch_hole(fd: int, offset: int, length: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.fallocate(fd, _PUNCH_HOLE, ctypes.c_long(offset), ctypes.c_long(length))
+    except (OSError, AttributeError):
+        pass  # the file is deleted whole afterwards anyway
+
+
+def _stop_pump(fifo: Path, pump: threading.Thread) -> None:
+    """Unblock a writer still waiting for a reader or for room, then clean up."""
+    if pump.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    pump.join()
+    with contextlib.suppress(FileNotFoundError):
+        fifo.unlink()
 
 
 # --- the external-data check -----------------------------------------------------
