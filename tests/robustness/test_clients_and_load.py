@@ -224,11 +224,12 @@ def test_sigterm_lets_a_run_in_flight_finish_then_exits_0():
     with sim_server("--grace-period", "10") as server, raw_stub(server) as stub:
         upload(stub, slow_model(), shape=(1, 1))
         with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(run, stub, cbor2.dumps([2.0 * SLOW_PER_SECOND]))
+            pending = pool.submit(run, stub, cbor2.dumps([3.0 * SLOW_PER_SECOND]))
             time.sleep(0.5)
+            assert not pending.done()  # SIGTERM comes while the run is in flight
             started = time.monotonic()
             code = server.stop(timeout=20)
-            assert output_of(pending.result(timeout=20)) == [2.0 * SLOW_PER_SECOND]
+            assert output_of(pending.result(timeout=20)) == [3.0 * SLOW_PER_SECOND]
         assert code == 0
         assert time.monotonic() - started < 10
         assert "stopped" in server.log_text()
@@ -297,3 +298,28 @@ def test_stalled_input_streams_do_not_starve_other_callers():
                 assert stall.exception(timeout=10) is not None
         finally:
             release.set()
+
+
+def test_calls_past_the_queue_are_refused_not_left_waiting():
+    # --workers 1: one call served, up to 4 in all admitted, the rest refused.
+    with (
+        sim_server("--workers", "1", "--idle-timeout", "20") as server,
+        raw_stub(server) as stub,
+    ):
+        upload(stub, reference_model())
+        release = threading.Event()
+        try:
+            held = [
+                stub.RunModel.future(stalled_input(release), timeout=30)
+                for _ in range(4)
+            ]
+            time.sleep(0.5)
+            started = time.monotonic()
+            code, _ = refusal(run, stub, cbor2.dumps([1.0, 2.0, 3.0, 4.0]))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert time.monotonic() - started < 5
+        finally:
+            release.set()
+        for call in held:
+            call.exception(timeout=30)  # each ends once its client goes on
+        assert_serves_reference(stub)

@@ -191,3 +191,72 @@ def test_f64_tensor_beyond_f32_range_is_refused(stub):
     )
     code, details = refusal(stub.RunModel, iter([request]), timeout=30)
     assert code == INVALID and "F32" in details
+
+
+# --- raw tensor inputs ("tensor-v1") -------------------------------------------------
+
+
+def tensor_requests(
+    shape: list[int], data: bytes, datum: int = pb.F32, chunk: int = 4096
+) -> list[pb.RunModelRequest]:
+    info = pb.TensorInfo(datum=datum, shape=shape)
+    pieces = [data[i : i + chunk] for i in range(0, max(len(data), 1), chunk)]
+    return [pb.RunModelRequest(tensor=info, tensor_data=p) for p in pieces]
+
+
+def send_tensor(stub, requests) -> pb.RunModelReply:
+    return stub.RunModel(iter(requests), timeout=30)
+
+
+FOUR_F32 = struct.pack("<4f", 1.0, 2.0, 3.0, 4.0)
+
+
+def test_tensor_input_is_served(stub):
+    reply = send_tensor(stub, tensor_requests([1, 4], FOUR_F32))
+    assert output_of(reply) == [3.0, 5.0, 7.0, 9.0]
+
+
+BAD_TENSORS = {
+    "unknown-type": ([1, 4], FOUR_F32, 9, "element type 9"),
+    "negative-dimension": ([1, -4], FOUR_F32, pb.F32, "negative"),
+    "too-many-dimensions": ([1] * 17, FOUR_F32, pb.F32, "17 dimensions"),
+    "short-data": ([1, 4], FOUR_F32[:-1], pb.F32, "ended after 15 of its 16"),
+    "long-data": ([1, 4], FOUR_F32 + b"\0", pb.F32, "more tensor bytes"),
+    "empty-shape-of-zero": ([0, 4], b"", pb.F32, "0 elements"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TENSORS.values(), ids=BAD_TENSORS)
+def test_malformed_tensor(stub, case):
+    shape, data, datum, expected = case
+    code, details = refusal(send_tensor, stub, tensor_requests(shape, data, datum))
+    assert code == INVALID and expected in details, details
+
+
+def test_tensor_with_cbor_bytes_too(stub):
+    requests = tensor_requests([1, 4], FOUR_F32)
+    requests[0].input = GOOD
+    code, details = refusal(send_tensor, stub, requests)
+    assert code == INVALID and "CBOR" in details
+
+
+@pytest.mark.parametrize(
+    "shape", [[2**62, 2**62], [2**63 - 1], [LIMIT // 4 + 1], [2**31] * 16]
+)
+def test_tensor_declaring_more_than_the_limit(stub, shape):
+    code, details = refusal(send_tensor, stub, tensor_requests(shape, FOUR_F32))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and str(LIMIT) in details
+
+
+def test_tensor_data_past_the_limit_with_a_small_declared_shape(stub):
+    # Wrong in two ways (more bytes than declared, and past the limit): the
+    # size limit is the one reported.
+    requests = tensor_requests([1, 4], b"\0" * (LIMIT + 1), chunk=LIMIT + 1)
+    code, _ = refusal(send_tensor, stub, requests)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_tensor_data_past_the_limit_without_a_description(stub):
+    requests = [pb.RunModelRequest(input=GOOD, tensor_data=b"\0" * (LIMIT + 1))]
+    code, _ = refusal(send_tensor, stub, requests)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -65,13 +65,14 @@ def _receive_cbor(
     parts = []
     total = 0
     for request in _chain(first, requests):
-        if request.tensor_data:
-            raise invalid("tensor_data arrived without a tensor description on "
-                          "the first message")
-        total += len(request.input)
+        # The limit comes first, whatever else is wrong with the request.
+        total += len(request.input) + len(request.tensor_data)
         if total > limit:
             raise _exhausted(f"the input exceeds this server's limit of {limit} "
                              "bytes")
+        if request.tensor_data:
+            raise invalid("tensor_data arrived without a tensor description on "
+                          "the first message")
         parts.append(request.input)
     if total == 0:
         raise invalid("the input is empty")
@@ -91,6 +92,9 @@ def _receive_tensor(
             raise invalid("a tensor input may not also carry CBOR input bytes")
         chunk = request.tensor_data
         end = received + len(chunk)
+        if end > limit:
+            raise _exhausted(f"the input exceeds this server's limit of {limit} "
+                             "bytes")
         if end > length:
             raise invalid(f"more tensor bytes arrived than the {length} its "
                           f"shape {list(tensor.shape)} declares")
