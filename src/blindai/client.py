@@ -534,4 +534,13 @@ def call_error(err: grpc.RpcError) -> CallError:
     details = (err.details() if hasattr(err, "details") else None) or ""
     kind = _ERRORS.get(code, ServerFailureError)  # type: ignore[arg-type]
     name = code.name if code is not None else "no status"
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _CLIENT_LIMIT in details:
+        # This client's own reply limit (MAX_REPLY): the server sent too much.
+        return ServerFailureError(
+            f"the server's reply is larger than this client accepts: {details}",
+            code=code, details=details)
     return kind(f"{name}: {details}", code=code, details=details)
+
+
+#: How gRPC words a refusal by the client's own receive limit.
+_CLIENT_LIMIT = "Received message larger than max"

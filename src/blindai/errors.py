@@ -16,7 +16,8 @@
           ├── RequestRejectedError    the request is at fault: fix the input
           ├── ResourceLimitError      over a server limit, or the server is busy
           ├── DeadlineExceededError   the call ran out of time
-          ├── ServerUnavailableError  the network or the server is down: retry
+          ├── ServerUnavailableError  the network or the server is down (alias
+          │                           NetworkError): a retry may pass
           └── ServerFailureError      the server failed: not the caller's fault
 
 The names and meanings follow BlindAI 0.3 so that existing ``except`` clauses keep

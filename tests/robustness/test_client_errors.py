@@ -24,6 +24,7 @@ from blindai.errors import (
     DeadlineExceededError,
     RequestRejectedError,
     ResourceLimitError,
+    ServerFailureError,
     ServerUnavailableError,
     SignatureError,
 )
@@ -123,6 +124,9 @@ def test_reply_over_the_client_limit(server, monkeypatch):
         with pytest.raises(CallError) as info:
             c.upload_model(reference_model(), shape=(1, 4))
     assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The server sent too much: its fault, not the request's.
+    assert isinstance(info.value, ServerFailureError)
+    assert info.value.fault == "server" and "larger than" in str(info.value)
 
 
 # --- with a stand-in stub: defaults and malformed replies ---------------------------
