@@ -323,3 +323,22 @@ def test_calls_past_the_queue_are_refused_not_left_waiting():
         for call in held:
             call.exception(timeout=30)  # each ends once its client goes on
         assert_serves_reference(stub)
+
+
+def test_a_caller_giving_up_stops_its_inference():
+    # No server run limit, one worker: the inference of a caller whose deadline
+    # passed must stop, or it would hold the only worker for about an hour.
+    with sim_server("--workers", "1") as server, raw_stub(server) as stub:
+        upload(stub, slow_model(), shape=(1, 1))
+        code, _ = refusal(
+            stub.RunModel,
+            iter([pb.RunModelRequest(input=cbor2.dumps([1.5e8]))]),
+            timeout=0.5,
+        )
+        assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+        started = time.monotonic()
+        reply = stub.RunModel(
+            iter([pb.RunModelRequest(input=cbor2.dumps([5.0]))]), timeout=10
+        )
+        assert output_of(reply) == [5.0]
+        assert time.monotonic() - started < 3

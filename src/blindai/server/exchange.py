@@ -146,7 +146,8 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                 self._watchdog.watch(request_iterator, context),
                 self._config.max_input_size)
             array = inputs.to_model_array(received, model)
-            output = model.run(array, timeout=self._config.run_timeout)
+            output = model.run(array, timeout=self._config.run_timeout,
+                               on_end=context.add_callback)
             out_bytes = encode_array(_as_type(output, model.datum_output))
             payload = pb.Payload(
                 header=_header(),

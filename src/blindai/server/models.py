@@ -10,6 +10,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +70,20 @@ class LoadedModel:
     def element_count(self) -> int:
         return math.prod(self.shape)
 
-    def run(self, array: np.ndarray, *, timeout: float = 0.0) -> np.ndarray:
-        """Run on ``array`` (already of the model's shape and type)."""
+    def run(
+        self, array: np.ndarray, *, timeout: float = 0.0,
+        on_end: Callable[[Callable[[], None]], object] | None = None,
+    ) -> np.ndarray:
+        """Run on ``array`` (already of the model's shape and type).
+
+        ``on_end`` registers a callback to be called when the call ends (gRPC's
+        ``context.add_callback``): a caller that gives up stops its inference,
+        which would otherwise hold its worker thread until the model finishes.
+        """
         options = ort.RunOptions()
         options.log_severity_level = _ORT_SILENT
+        if on_end is not None and on_end(lambda: _terminate(options)) is False:
+            _terminate(options)  # the call has ended already
         _IN_FLIGHT.add(options)
         timer = None
         if timeout > 0:
