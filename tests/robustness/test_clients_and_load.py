@@ -34,6 +34,10 @@ from robust_support import (
 
 from blindai.pb import securedexchange_pb2 as pb
 
+# Clients connect from many threads at once, and warnings.catch_warnings is
+# not thread-safe: silence the simulation warning for the whole module.
+pytestmark = pytest.mark.filterwarnings("ignore::blindai.SimulationModeWarning")
+
 MIB = 1024 * 1024
 #: Iterations of the slow model per second, roughly (see slow_model).
 SLOW_PER_SECOND = 10_000

@@ -72,6 +72,18 @@ def test_bytes_that_are_not_onnx(stub, data):
     assert "ONNX" in details or "could not be loaded" in details
 
 
+def test_model_that_onnxruntime_cannot_load(stub):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    node = helper.make_node("NoSuchOperator", ["x"], ["y"])
+    graph = helper.make_graph([node], "unknown-op", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    code, details = refusal(upload, stub, model.SerializeToString())
+    assert code == INVALID and "could not be loaded" in details
+
+
 def test_empty_model_declared_empty(stub):
     code, details = refusal(upload, stub, b"")
     assert code == INVALID and "length of 0" in details
