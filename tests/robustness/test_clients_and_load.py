@@ -346,3 +346,37 @@ def test_a_caller_giving_up_stops_its_inference():
         )
         assert output_of(reply) == [5.0]
         assert time.monotonic() - started < 3
+
+
+def test_garbage_and_idle_connections_on_both_ports():
+    import socket
+
+    with sim_server() as server, raw_stub(server) as stub:
+        upload(stub, reference_model())
+        idle: list[socket.socket] = []
+        try:
+            for port in (server.untrusted_port, server.attested_port):
+                for payload in (
+                    b"",
+                    b"GET / HTTP/1.1\r\n\r\n",
+                    b"\x16\x03\x01" + b"\xff" * 4096,
+                    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0" * 64,
+                ):
+                    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                        s.sendall(payload)
+                for _ in range(100):  # connections that never handshake
+                    idle.append(
+                        socket.create_connection(("127.0.0.1", port), timeout=5)
+                    )
+            assert_serves_reference(stub)
+            with connect(server) as client:  # a new client connects and is served
+                assert client.run_model([1.0, 2.0, 3.0, 4.0]).output == [
+                    3.0,
+                    5.0,
+                    7.0,
+                    9.0,
+                ]
+        finally:
+            for s in idle:
+                s.close()
+        assert server.process is not None and server.process.poll() is None

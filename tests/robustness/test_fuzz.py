@@ -255,3 +255,26 @@ def test_random_request_streams(live_stub, calls):
     # check that the server still serves it.
     upload(live_stub, MODEL)
     assert_serves_reference(live_stub)
+
+
+# --- saved proofs --------------------------------------------------------------------
+
+
+@QUICK
+@given(st.binary(max_size=300), st.booleans())
+def test_proof_loader_on_any_bytes(raw, run_proof):
+    from blindai.errors import SignatureError
+    from blindai.responses import RunModelResponse, UploadModelResponse
+
+    response = RunModelResponse() if run_proof else UploadModelResponse()
+    try:
+        response.load_from_bytes(raw)
+        response.validate(
+            [1.0] if run_proof else b"\0" * 32,
+            validate_quote=False,
+            enclave_signing_key=b"\1" * 32,
+            allow_simulation_mode=True,
+            _warn=False,
+        )
+    except (SignatureError, AttestationError):
+        pass
