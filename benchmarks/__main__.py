@@ -27,16 +27,26 @@ def _settings(quick: bool) -> dict[str, float]:
 
 def _model_dir() -> Path:
     shm = Path("/dev/shm")
-    return Path(tempfile.mkdtemp(prefix="blindai-bench-",
-                                 dir=shm if shm.is_dir() else None))
+    return Path(
+        tempfile.mkdtemp(prefix="blindai-bench-", dir=shm if shm.is_dir() else None)
+    )
 
 
-def run(quick: bool, upload_size: int, extra: list[str],
-        only: str | None = None) -> list[_rows.Row]:
+def run(
+    quick: bool, upload_size: int, extra: list[str], only: str | None = None
+) -> list[_rows.Row]:
     s = _settings(quick)
     model_dir = _model_dir()
-    args = ["--simulation", "--log-level", "WARNING", "--model-dir", str(model_dir),
-            "--max-model-size", str(upload_size + 64 * MIB), *extra]
+    args = [
+        "--simulation",
+        "--log-level",
+        "WARNING",
+        "--model-dir",
+        str(model_dir),
+        "--max-model-size",
+        str(upload_size + 64 * MIB),
+        *extra,
+    ]
     rows: list[_rows.Row] = []
     try:
         with LocalServer(args) as server:
@@ -44,12 +54,14 @@ def run(quick: bool, upload_size: int, extra: list[str],
                 rows += _rows.cnn_rows(server, int(s["cnn"]))
                 _progress(rows)
             if only in (None, "small"):
-                rows += _rows.small_model_rows(server, int(s["small"]),
-                                               s["seconds"], int(s["repeats"]))
+                rows += _rows.small_model_rows(
+                    server, int(s["small"]), s["seconds"], int(s["repeats"])
+                )
                 _progress(rows)
             if only in (None, "upload"):
-                rows += _rows.upload_rows(server, model_dir, upload_size,
-                                          int(s["uploads"]))
+                rows += _rows.upload_rows(
+                    server, model_dir, upload_size, int(s["uploads"])
+                )
                 _progress(rows)
     finally:
         shutil.rmtree(model_dir, ignore_errors=True)
@@ -64,35 +76,51 @@ def _progress(rows: list[_rows.Row]) -> None:
 
 def table(rows: list[_rows.Row]) -> str:
     """The rows as a Markdown table."""
-    lines = ["| measurement | value p50 (p10–p90) | floor p50 (p10–p90) | ratio "
-             "| target | met |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| measurement | value p50 (p10–p90) | floor p50 (p10–p90) | ratio "
+        "| target | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
         ratio = "—" if row.ratio is None else f"{row.ratio:.2f}×"
         met = "—" if row.met is None else ("yes" if row.met else "NO")
-        lines.append(f"| {row.what} | {row.value} | {row.floor} | {ratio} | "
-                     f"{row.target} | {met} |")
+        lines.append(
+            f"| {row.what} | {row.value} | {row.floor} | {ratio} | "
+            f"{row.target} | {met} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks",
-                                     description=__doc__)
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer rounds: a rough table in about a minute")
-    parser.add_argument("--upload-mb", type=int, default=400,
-                        help="size of the uploaded model in MB (default 400)")
-    parser.add_argument("--server-args", default="",
-                        help="more blindai-server options, e.g. "
-                        "'--inference-spinning --inference-threads 1'")
-    parser.add_argument("--only", choices=["cnn", "small", "upload"],
-                        help="measure one group of rows")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer rounds: a rough table in about a minute",
+    )
+    parser.add_argument(
+        "--upload-mb",
+        type=int,
+        default=400,
+        help="size of the uploaded model in MB (default 400)",
+    )
+    parser.add_argument(
+        "--server-args",
+        default="",
+        help="more blindai-server options, e.g. "
+        "'--inference-spinning --inference-threads 1'",
+    )
+    parser.add_argument(
+        "--only", choices=["cnn", "small", "upload"], help="measure one group of rows"
+    )
     ns = parser.parse_args(argv)
     started = time.perf_counter()
-    rows = run(ns.quick, ns.upload_mb * 1000 * 1000, ns.server_args.split(),
-               ns.only)
+    rows = run(ns.quick, ns.upload_mb * 1000 * 1000, ns.server_args.split(), ns.only)
     print(table(rows))
-    print(f"\n{len(rows)} rows in {time.perf_counter() - started:.0f} s "
-          f"({'quick' if ns.quick else 'full'} run)")
+    print(
+        f"\n{len(rows)} rows in {time.perf_counter() - started:.0f} s "
+        f"({'quick' if ns.quick else 'full'} run)"
+    )
     return 0
 
 

@@ -52,15 +52,29 @@ def info_stub(server: LocalServer) -> tuple[AttestationStub, grpc.Channel]:
     options = [("grpc.ssl_target_name_override", "blindai-srv")]
     channel = grpc.secure_channel(
         f"127.0.0.1:{server.untrusted_port}",
-        grpc.ssl_channel_credentials(server.host_certificate.read_bytes()), options)
+        grpc.ssl_channel_credentials(server.host_certificate.read_bytes()),
+        options,
+    )
     return AttestationStub(channel), channel
 
 
-def _ratio_row(what: str, value: Summary, floor: Summary, limit: float,
-               unit: str = "ms", scale: float = 1e3) -> Row:
+def _ratio_row(
+    what: str,
+    value: Summary,
+    floor: Summary,
+    limit: float,
+    unit: str = "ms",
+    scale: float = 1e3,
+) -> Row:
     ratio = value.p50 / floor.p50
-    return Row(what, value.text(unit, scale), floor.text(unit, scale), ratio,
-               f"≤ {limit:g}×", ratio <= limit)
+    return Row(
+        what,
+        value.text(unit, scale),
+        floor.text(unit, scale),
+        ratio,
+        f"≤ {limit:g}×",
+        ratio <= limit,
+    )
 
 
 # --- rows 1 and 2: the image CNN -------------------------------------------------
@@ -73,14 +87,17 @@ def cnn_rows(server: LocalServer, rounds: int) -> list[Row]:
     model = image_cnn()
     x = np.random.default_rng(1).standard_normal(CNN_SHAPE, dtype=np.float32)
     flat = x.ravel().tolist()
-    local = ort.InferenceSession(model, sess_options=session_options(0),
-                                 providers=["CPUExecutionProvider"])
+    local = ort.InferenceSession(
+        model, sess_options=session_options(0), providers=["CPUExecutionProvider"]
+    )
     samples: dict[str, list[float]] = {"floor": [], "numpy": [], "list": []}
     with connect(server) as client:
         client.upload_model(model, shape=CNN_SHAPE)
-        calls = {"floor": lambda: local.run(None, {"x": x}),
-                 "numpy": lambda: client.run_model(x),
-                 "list": lambda: client.run_model(flat)}
+        calls = {
+            "floor": lambda: local.run(None, {"x": x}),
+            "numpy": lambda: client.run_model(x),
+            "list": lambda: client.run_model(flat),
+        }
         for _ in range(3):
             for call in calls.values():
                 call()
@@ -89,10 +106,18 @@ def cnn_rows(server: LocalServer, rounds: int) -> list[Row]:
                 samples[name].append(_seconds(call))
     floor = Summary.of(samples["floor"])
     return [
-        _ratio_row("image CNN 1×3×480×480 f32, end-to-end p50, numpy input "
-                   "(tensor-v1)", Summary.of(samples["numpy"]), floor, 1.15),
-        _ratio_row("the same, flat Python list input (0.3 path, CBOR)",
-                   Summary.of(samples["list"]), floor, 2.0),
+        _ratio_row(
+            "image CNN 1×3×480×480 f32, end-to-end p50, numpy input (tensor-v1)",
+            Summary.of(samples["numpy"]),
+            floor,
+            1.15,
+        ),
+        _ratio_row(
+            "the same, flat Python list input (0.3 path, CBOR)",
+            Summary.of(samples["list"]),
+            floor,
+            2.0,
+        ),
     ]
 
 
@@ -113,15 +138,15 @@ def _digits_model() -> tuple[bytes, np.ndarray]:
     return onnx_bytes, x_test
 
 
-def small_model_rows(server: LocalServer, rounds: int, seconds: float,
-                     repeats: int) -> list[Row]:
+def small_model_rows(
+    server: LocalServer, rounds: int, seconds: float, repeats: int
+) -> list[Row]:
     model, x_test = _digits_model()
     row = x_test[0].reshape(1, 64)
     stub, channel = info_stub(server)
     request = untrusted_pb2.GetServerInfoRequest()
     with connect(server) as client:
-        client.upload_model(model, shape=(1, 64),
-                            dtype_out=blindai.ModelDatumType.I64)
+        client.upload_model(model, shape=(1, 64), dtype_out=blindai.ModelDatumType.I64)
         floor = timed(lambda: stub.GetServerInfo(request), rounds, warmup=20)
         value = timed(lambda: client.run_model(row), rounds, warmup=20)
     channel.close()
@@ -152,8 +177,13 @@ def _throughput(calls: list[Callable[[], object]], seconds: float) -> float:
     return sum(counts) / (time.perf_counter() - began)
 
 
-def _concurrent_row(server: LocalServer, row: np.ndarray, seconds: float,
-                    repeats: int, callers: int = 16) -> Row:
+def _concurrent_row(
+    server: LocalServer,
+    row: np.ndarray,
+    seconds: float,
+    repeats: int,
+    callers: int = 16,
+) -> Row:
     clients = [connect(server) for _ in range(callers)]
     stubs = [info_stub(server) for _ in range(callers)]
     request = untrusted_pb2.GetServerInfoRequest()
@@ -171,16 +201,22 @@ def _concurrent_row(server: LocalServer, row: np.ndarray, seconds: float,
         channel.close()
     value, floor = Summary.of(run_rates), Summary.of(info_rates)
     ratio = value.p50 / floor.p50
-    return Row(f"{callers} callers at once on the small model", value.text(
-        "calls/s", digits=0), floor.text("calls/s", digits=0), ratio, "≥ 0.8×",
-        ratio >= 0.8)
+    return Row(
+        f"{callers} callers at once on the small model",
+        value.text("calls/s", digits=0),
+        floor.text("calls/s", digits=0),
+        ratio,
+        "≥ 0.8×",
+        ratio >= 0.8,
+    )
 
 
 # --- rows 5 and 6: the 400 MB upload ----------------------------------------------
 
 
-def upload_rows(server: LocalServer, model_dir: Path, size: int,
-                repeats: int) -> list[Row]:
+def upload_rows(
+    server: LocalServer, model_dir: Path, size: int, repeats: int
+) -> list[Row]:
     model = large_embedding(size)
     tiny = large_embedding(4096)
 
@@ -206,12 +242,23 @@ def upload_rows(server: LocalServer, model_dir: Path, size: int,
     memory = Summary.of([p / len(model) for p in peaks])
     mb = len(model) / 1e6
     return [
-        _ratio_row(f"uploading a {mb:.0f} MB model (wall time)", value, floor, 1.2,
-                   unit="s", scale=1.0),
-        Row("server peak memory during that upload, above idle (process tree "
-            "RSS + files it wrote)", f"{memory.p50 * mb:.0f} MB "
-            f"(max {max(peaks) / 1e6:.0f} MB, n={memory.n})", f"{mb:.0f} MB",
-            memory.p50, "≤ 2.5×", memory.p50 <= 2.5),
+        _ratio_row(
+            f"uploading a {mb:.0f} MB model (wall time)",
+            value,
+            floor,
+            1.2,
+            unit="s",
+            scale=1.0,
+        ),
+        Row(
+            "server peak memory during that upload, above idle (process tree "
+            "RSS + files it wrote)",
+            f"{memory.p50 * mb:.0f} MB (max {max(peaks) / 1e6:.0f} MB, n={memory.n})",
+            f"{mb:.0f} MB",
+            memory.p50,
+            "≤ 2.5×",
+            memory.p50 <= 2.5,
+        ),
     ]
 
 
@@ -235,7 +282,19 @@ def verify_row(rounds: int) -> Row:
         except Exception:  # noqa: BLE001 (a case that does not verify: try the next)
             continue
         ms = Summary.of(samples)
-        return Row(what, ms.text("ms", digits=2) + f" ({case.name})", "—", None,
-                   "report ms", None)
-    return Row(what, f"not measured (no verifiable case in {bench_verify.FIXTURES})",
-               "—", None, "report ms", None)
+        return Row(
+            what,
+            ms.text("ms", digits=2) + f" ({case.name})",
+            "—",
+            None,
+            "report ms",
+            None,
+        )
+    return Row(
+        what,
+        f"not measured (no verifiable case in {bench_verify.FIXTURES})",
+        "—",
+        None,
+        "report ms",
+        None,
+    )

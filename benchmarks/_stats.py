@@ -27,9 +27,11 @@ class Summary:
     def text(self, unit: str, scale: float = 1.0, digits: int = 1) -> str:
         """``p50 unit (p10-p90, n=...)``."""
         f = f"{{:.{digits}f}}"
-        return (f"{f.format(self.p50 * scale)} {unit} "
-                f"({f.format(self.p10 * scale)}–{f.format(self.p90 * scale)}, "
-                f"n={self.n})")
+        return (
+            f"{f.format(self.p50 * scale)} {unit} "
+            f"({f.format(self.p10 * scale)}–{f.format(self.p90 * scale)}, "
+            f"n={self.n})"
+        )
 
 
 def timed(call: Callable[[], object], rounds: int, warmup: int = 2) -> Summary:

@@ -30,12 +30,19 @@ def image_cnn(seed: int = 0) -> bytes:
         c_in, c_out = channels[i], channels[i + 1]
         scale = np.sqrt(2.0 / (c_in * 9))
         w = (rng.standard_normal((c_out, c_in, 3, 3)) * scale).astype(np.float32)
-        inits += [numpy_helper.from_array(w, f"w{i}"),
-                  numpy_helper.from_array(np.zeros(c_out, np.float32), f"b{i}")]
+        inits += [
+            numpy_helper.from_array(w, f"w{i}"),
+            numpy_helper.from_array(np.zeros(c_out, np.float32), f"b{i}"),
+        ]
         nodes += [
-            helper.make_node("Conv", [current, f"w{i}", f"b{i}"], [f"c{i}"],
-                             kernel_shape=[3, 3], strides=[stride, stride],
-                             pads=[1, 1, 1, 1]),
+            helper.make_node(
+                "Conv",
+                [current, f"w{i}", f"b{i}"],
+                [f"c{i}"],
+                kernel_shape=[3, 3],
+                strides=[stride, stride],
+                pads=[1, 1, 1, 1],
+            ),
             helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
         ]
         current = f"r{i}"

@@ -21,7 +21,9 @@ import numpy as np
 N_FEATURES = 64
 
 
-def train_digits_model(seed: int = 0) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+def train_digits_model(
+    seed: int = 0,
+) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
     """Train on the digits data set; returns (onnx bytes, X_test, y_test,
     scikit-learn's predictions on X_test)."""
     from skl2onnx import to_onnx
@@ -38,8 +40,7 @@ def train_digits_model(seed: int = 0) -> tuple[bytes, np.ndarray, np.ndarray, np
     )
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(x_train, y_train)
-    onx = to_onnx(model, x_train[:1], options={"zipmap": False},
-                  target_opset=17)
+    onx = to_onnx(model, x_train[:1], options={"zipmap": False}, target_opset=17)
     return onx.SerializeToString(), x_test, y_test, model.predict(x_test)
 
 
@@ -58,16 +59,20 @@ def main() -> int:
     model_path.write_bytes(onnx_bytes)
 
     with LocalServer(["--simulation"]) as server:
-        print(f"blindai-server --simulation listening on 127.0.0.1 "
-              f"(untrusted {server.untrusted_port}, attested {server.attested_port})")
+        print(
+            f"blindai-server --simulation listening on 127.0.0.1 "
+            f"(untrusted {server.untrusted_port}, attested {server.attested_port})"
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", blindai.SimulationModeWarning)
             client = blindai.connect("127.0.0.1", simulation=True, **server.ports)
         with client:
             upload = client.upload_model(
-                str(model_path), shape=(1, N_FEATURES),
+                str(model_path),
+                shape=(1, N_FEATURES),
                 dtype=blindai.ModelDatumType.F32,
-                dtype_out=blindai.ModelDatumType.I64, sign=True,
+                dtype_out=blindai.ModelDatumType.I64,
+                sign=True,
             )
             print(f"uploaded {model_path.name}: sha256 {upload.model_hash.hex()}")
             remote, agree = [], 0
@@ -88,12 +93,17 @@ def main() -> int:
     print(f"agreement with local onnxruntime: {100 * agree / len(x_test):.1f} %")
 
     proof = blindai.RunModelResponse().load_from_file(proof_path)
-    proof.validate(x_test[0].reshape(1, N_FEATURES), enclave_signing_key=key,
-                   allow_simulation_mode=True,
-                   model_hash=hashlib.sha256(onnx_bytes).digest())
-    print(f"proof saved to {proof_path}, loaded and validated "
-          f"(prediction {proof.output[0]}; simulation mode: signature and content "
-          "checked, enclave NOT attested)")
+    proof.validate(
+        x_test[0].reshape(1, N_FEATURES),
+        enclave_signing_key=key,
+        allow_simulation_mode=True,
+        model_hash=hashlib.sha256(onnx_bytes).digest(),
+    )
+    print(
+        f"proof saved to {proof_path}, loaded and validated "
+        f"(prediction {proof.output[0]}; simulation mode: signature and content "
+        "checked, enclave NOT attested)"
+    )
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0 if accuracy >= 0.95 and agree == len(x_test) else 1
 

@@ -15,8 +15,11 @@ def _model(graph: onnx.GraphProto) -> bytes:
 
 
 def affine_model(
-    n: int = 4, scale: float = 2.0, bias: float = 1.0,
-    elem: int = TensorProto.FLOAT, batch: str | int = "N",
+    n: int = 4,
+    scale: float = 2.0,
+    bias: float = 1.0,
+    elem: int = TensorProto.FLOAT,
+    batch: str | int = "N",
 ) -> bytes:
     """y = scale * x + bias on a [batch, n] input of element type ``elem``."""
     np_type = helper.tensor_dtype_to_np_dtype(elem)
@@ -24,8 +27,10 @@ def affine_model(
     y = helper.make_tensor_value_info("y", elem, [batch, n])
     a = numpy_helper.from_array(np.array(scale, dtype=np_type), "a")
     b = numpy_helper.from_array(np.array(bias, dtype=np_type), "b")
-    nodes = [helper.make_node("Mul", ["x", "a"], ["t"]),
-             helper.make_node("Add", ["t", "b"], ["y"])]
+    nodes = [
+        helper.make_node("Mul", ["x", "a"], ["t"]),
+        helper.make_node("Add", ["t", "b"], ["y"]),
+    ]
     return _model(helper.make_graph(nodes, "affine", [x], [y], [a, b]))
 
 

@@ -34,14 +34,21 @@ def exchange_stub(server):
 
     options = [("grpc.ssl_target_name_override", "blindai-srv")]
     host_pem = server.host_certificate.read_bytes()
-    with grpc.secure_channel(f"127.0.0.1:{server.untrusted_port}",
-                             grpc.ssl_channel_credentials(host_pem), options) as ch:
-        der = AttestationStub(ch).GetCertificate(
-            untrusted_pb2.GetCertificateRequest(), timeout=10
-        ).enclave_tls_certificate
+    with grpc.secure_channel(
+        f"127.0.0.1:{server.untrusted_port}",
+        grpc.ssl_channel_credentials(host_pem),
+        options,
+    ) as ch:
+        der = (
+            AttestationStub(ch)
+            .GetCertificate(untrusted_pb2.GetCertificateRequest(), timeout=10)
+            .enclave_tls_certificate
+        )
     channel = grpc.secure_channel(
         f"127.0.0.1:{server.attested_port}",
-        grpc.ssl_channel_credentials(der_to_pem(der)), options)
+        grpc.ssl_channel_credentials(der_to_pem(der)),
+        options,
+    )
     return ExchangeStub(channel), channel
 
 
@@ -52,6 +59,9 @@ def attestation_stub(server):
 
     options = [("grpc.ssl_target_name_override", "blindai-srv")]
     host_pem = server.host_certificate.read_bytes()
-    channel = grpc.secure_channel(f"127.0.0.1:{server.untrusted_port}",
-                                  grpc.ssl_channel_credentials(host_pem), options)
+    channel = grpc.secure_channel(
+        f"127.0.0.1:{server.untrusted_port}",
+        grpc.ssl_channel_credentials(host_pem),
+        options,
+    )
     return AttestationStub(channel), channel

@@ -39,16 +39,32 @@ def test_int_lists_encode_as_cbor2(values):
     assert encode_list(values) == cbor2.dumps(values)
 
 
-@pytest.mark.parametrize("edge", [0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1,
-                                  2**32, 2**63 - 1, 2**64 - 1])
+@pytest.mark.parametrize(
+    "edge", [0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, 2**64 - 1]
+)
 def test_integer_size_boundaries_encode_as_cbor2(edge):
     values = [edge, -edge - 1] if edge < 2**63 else [edge]
     assert encode_list(values) == cbor2.dumps(values)
     assert encode_ints(np.array([edge], dtype=np.uint64)) == cbor2.dumps([edge])
 
 
-@pytest.mark.parametrize("dtype", ["<f2", "<f4", ">f4", "<f8", "<i1", "<u1", "<i2",
-                                   "<u2", "<i4", ">u4", "<i8", "<u8"])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "<f2",
+        "<f4",
+        ">f4",
+        "<f8",
+        "<i1",
+        "<u1",
+        "<i2",
+        "<u2",
+        "<i4",
+        ">u4",
+        "<i8",
+        "<u8",
+    ],
+)
 def test_arrays_encode_as_cbor2_of_tolist(dtype):
     rng = np.random.default_rng(7)
     raw = rng.integers(0, 256, size=8 * 64, dtype=np.uint8).tobytes()
@@ -81,11 +97,14 @@ def test_decode_reads_what_cbor2_writes(values):
             assert (-1 - m if numbers.negative[index] else m) == value
 
 
-@pytest.mark.parametrize("head,payload,value", [
-    (0xF9, struct.pack(">e", 1.5), 1.5),
-    (0xFA, struct.pack(">f", -2.25), -2.25),
-    (0xFB, struct.pack(">d", 1e300), 1e300),
-])
+@pytest.mark.parametrize(
+    "head,payload,value",
+    [
+        (0xF9, struct.pack(">e", 1.5), 1.5),
+        (0xFA, struct.pack(">f", -2.25), -2.25),
+        (0xFB, struct.pack(">d", 1e300), 1e300),
+    ],
+)
 def test_decode_accepts_every_float_width(head, payload, value):
     data = bytes([0x82, head]) + payload + bytes([0x01])
     assert decode_input(data, ModelDatumType.F64).tolist() == [value, 1.0]
@@ -99,8 +118,10 @@ def test_decode_input_round_trips_float32(values):
     assert decoded.tobytes() == array.tobytes()
 
 
-@pytest.mark.parametrize("datum", [ModelDatumType.I32, ModelDatumType.I64,
-                                   ModelDatumType.U32, ModelDatumType.U64])
+@pytest.mark.parametrize(
+    "datum",
+    [ModelDatumType.I32, ModelDatumType.I64, ModelDatumType.U32, ModelDatumType.U64],
+)
 def test_integer_limits_are_enforced_at_the_limit_and_one_past(datum):
     info = np.iinfo(datum.numpy_dtype)
     edges = [int(info.min), int(info.max)]

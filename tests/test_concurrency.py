@@ -28,23 +28,33 @@ def slow_model(trips: int) -> bytes:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [SIDE, SIDE])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
     body = helper.make_graph(
-        [helper.make_node("MatMul", ["v_in", "x"], ["prod"]),
-         helper.make_node("Mul", ["prod", "scale"], ["v_out"]),
-         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        [
+            helper.make_node("MatMul", ["v_in", "x"], ["prod"]),
+            helper.make_node("Mul", ["prod", "scale"], ["v_out"]),
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+        ],
         "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [SIDE, SIDE])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [SIDE, SIDE])],
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [SIDE, SIDE]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [SIDE, SIDE]),
+        ],
     )
-    inits = [numpy_helper.from_array(np.array(trips, np.int64), "trips"),
-             numpy_helper.from_array(np.array(True), "true"),
-             numpy_helper.from_array(np.array(1.0, np.float32), "scale")]
+    inits = [
+        numpy_helper.from_array(np.array(trips, np.int64), "trips"),
+        numpy_helper.from_array(np.array(True), "true"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "scale"),
+    ]
     inits.append(numpy_helper.from_array(np.array([1], np.int64), "one"))
-    nodes = [helper.make_node("Loop", ["trips", "true", "x"], ["v"], body=body),
-             helper.make_node("ReduceSum", ["v"], ["sum"], keepdims=0),
-             helper.make_node("Reshape", ["sum", "one"], ["y"])]
+    nodes = [
+        helper.make_node("Loop", ["trips", "true", "x"], ["v"], body=body),
+        helper.make_node("ReduceSum", ["v"], ["sum"], keepdims=0),
+        helper.make_node("Reshape", ["sum", "one"], ["y"]),
+    ]
     graph = helper.make_graph(nodes, "slow", [x], [y], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -85,8 +95,9 @@ def test_server_info_answers_while_a_long_inference_runs(server):
             time.sleep(0.3)  # let the run reach onnxruntime
             answers = 0
             while run.is_alive() and answers < 5:
-                reply = stub.GetServerInfo(untrusted_pb2.GetServerInfoRequest(),
-                                           timeout=30)
+                reply = stub.GetServerInfo(
+                    untrusted_pb2.GetServerInfoRequest(), timeout=30
+                )
                 assert reply.version.startswith("0.3")
                 if run.is_alive():
                     answers += 1

@@ -40,9 +40,11 @@ def _graph(nodes, initializers=(), name="g") -> onnx.GraphProto:
 
 
 def _bytes(graph: onnx.GraphProto, functions=()) -> bytes:
-    model = helper.make_model(graph, functions=list(functions),
-                              opset_imports=[helper.make_opsetid("", 17),
-                                             helper.make_opsetid("local", 1)])
+    model = helper.make_model(
+        graph,
+        functions=list(functions),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)],
+    )
     return model.SerializeToString()
 
 
@@ -55,8 +57,10 @@ def _initializer_model() -> bytes:
 def _constant_node_model() -> bytes:
     weight = _weight("c")
     _external(weight)
-    nodes = [helper.make_node("Constant", [], ["w"], value=weight),
-             helper.make_node("Add", ["x", "w"], ["y"])]
+    nodes = [
+        helper.make_node("Constant", [], ["w"], value=weight),
+        helper.make_node("Add", ["x", "w"], ["y"]),
+    ]
     return _bytes(_graph(nodes))
 
 
@@ -64,14 +68,17 @@ def _subgraph_model() -> bytes:
     weight = _weight("inner")
     _external(weight)
     out = helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2])
-    branch = helper.make_graph([helper.make_node("Identity", ["inner"], ["z"])],
-                               "branch", [], [out], [weight])
-    plain = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])],
-                              "plain", [], [out])
-    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
-             helper.make_node("Cast", ["s"], ["cond"], to=TensorProto.BOOL),
-             helper.make_node("If", ["cond"], ["y"], then_branch=branch,
-                              else_branch=plain)]
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["inner"], ["z"])], "branch", [], [out], [weight]
+    )
+    plain = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["z"])], "plain", [], [out]
+    )
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+        helper.make_node("Cast", ["s"], ["cond"], to=TensorProto.BOOL),
+        helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=plain),
+    ]
     return _bytes(_graph(nodes))
 
 
@@ -79,16 +86,24 @@ def _function_model() -> bytes:
     weight = _weight("f")
     _external(weight)
     function = helper.make_function(
-        "local", "AddConst", ["a"], ["b"],
-        [helper.make_node("Constant", [], ["k"], value=weight),
-         helper.make_node("Add", ["a", "k"], ["b"])],
-        [helper.make_opsetid("", 17)])
+        "local",
+        "AddConst",
+        ["a"],
+        ["b"],
+        [
+            helper.make_node("Constant", [], ["k"], value=weight),
+            helper.make_node("Add", ["a", "k"], ["b"]),
+        ],
+        [helper.make_opsetid("", 17)],
+    )
     node = helper.make_node("AddConst", ["x"], ["y"], domain="local")
     return _bytes(_graph([node]), functions=[function])
 
 
-@pytest.mark.parametrize("build", [_initializer_model, _constant_node_model,
-                                   _subgraph_model, _function_model])
+@pytest.mark.parametrize(
+    "build",
+    [_initializer_model, _constant_node_model, _subgraph_model, _function_model],
+)
 def test_attack_external_data_anywhere_in_the_model_is_refused(build, tmp_path):
     data = build()
     with pytest.raises(ModelFormatError, match="refers to external data"):
@@ -106,8 +121,9 @@ def test_the_header_walk_agrees_with_onnx_on_a_plain_model():
     check_no_external_data(ReceivedModel.of_bytes(data))
 
 
-@pytest.mark.parametrize("data", [affine_model()[:-3], b"\x3a\xff\xff\xff\xff\x0f",
-                                  b"\x0b\x00"])
+@pytest.mark.parametrize(
+    "data", [affine_model()[:-3], b"\x3a\xff\xff\xff\xff\x0f", b"\x0b\x00"]
+)
 def test_attack_truncated_or_malformed_protobuf_is_refused(data):
     with pytest.raises(ModelFormatError, match="protobuf parse failed"):
         check_no_external_data(ReceivedModel.of_bytes(data))
@@ -132,8 +148,7 @@ def test_the_upload_file_is_private_and_deleted(tmp_path):
 
 
 @pytest.mark.parametrize("model_dir", ["dir", "none"])
-def test_uploads_load_from_the_model_dir_and_leave_nothing_behind(tmp_path,
-                                                                 model_dir):
+def test_uploads_load_from_the_model_dir_and_leave_nothing_behind(tmp_path, model_dir):
     target = str(tmp_path) if model_dir == "dir" else "none"
     with LocalServer(["--simulation", "--model-dir", target]) as server:
         with connect_sim(server) as client:

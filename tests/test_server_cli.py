@@ -26,10 +26,22 @@ def test_refuses_to_start_without_simulation_or_enclave(tmp_path):
     ports = [_free_port(), _free_port()]
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "blindai.server", "--untrusted-port", str(ports[0]),
-         "--attested-port", str(ports[1]), "--state-dir", str(tmp_path / "s"),
-         "--attestation-dir", str(tmp_path / "no-such-dir")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "blindai.server",
+            "--untrusted-port",
+            str(ports[0]),
+            "--attested-port",
+            str(ports[1]),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--attestation-dir",
+            str(tmp_path / "no-such-dir"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert time.monotonic() - started < 30
@@ -50,15 +62,22 @@ def test_options_from_environment(monkeypatch):
 def test_defaults_match_the_documentation():
     config = parse_args([])
     assert (config.host, config.untrusted_port, config.attested_port) == (
-        "127.0.0.1", 50052, 50051)
+        "127.0.0.1",
+        50052,
+        50051,
+    )
     assert config.max_model_size == 500 * 1024 * 1024
     assert config.max_input_size == 100 * 1024 * 1024
     assert not config.simulation
 
 
 def test_help_lists_environment_variables():
-    proc = subprocess.run([sys.executable, "-m", "blindai.server", "--help"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "blindai.server", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0
     assert "BLINDAI_" in proc.stdout and "--simulation" in proc.stdout
 

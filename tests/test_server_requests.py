@@ -5,9 +5,9 @@ from __future__ import annotations
 import cbor2
 import grpc
 import pytest
-from support import attestation_stub, exchange_stub
 from models import affine_model, cast_model, identity_model, two_input_model
 from onnx import TensorProto
+from support import attestation_stub, exchange_stub
 
 from blindai.pb import securedexchange_pb2 as pb
 from blindai.pb import untrusted_pb2
@@ -20,19 +20,34 @@ def stub(fresh_sim_server):
     channel.close()
 
 
-def upload(stub, data: bytes, shape=(1, 4), datum=pb.F32, datum_output=pb.F32,
-           length=None, chunk=1 << 16):
+def upload(
+    stub,
+    data: bytes,
+    shape=(1, 4),
+    datum=pb.F32,
+    datum_output=pb.F32,
+    length=None,
+    chunk=1 << 16,
+):
     length = len(data) if length is None else length
-    requests = [pb.SendModelRequest(data=data[i:i + chunk], length=length,
-                                    input_fact=list(shape), datum=datum,
-                                    datum_output=datum_output)
-                for i in range(0, max(len(data), 1), chunk)]
+    requests = [
+        pb.SendModelRequest(
+            data=data[i : i + chunk],
+            length=length,
+            input_fact=list(shape),
+            datum=datum,
+            datum_output=datum_output,
+        )
+        for i in range(0, max(len(data), 1), chunk)
+    ]
     return stub.SendModel(iter(requests), timeout=30)
 
 
 def run(stub, raw: bytes, chunk=1 << 16):
-    requests = [pb.RunModelRequest(input=raw[i:i + chunk])
-                for i in range(0, max(len(raw), 1), chunk)]
+    requests = [
+        pb.RunModelRequest(input=raw[i : i + chunk])
+        for i in range(0, max(len(raw), 1), chunk)
+    ]
     return stub.RunModel(iter(requests), timeout=30)
 
 
@@ -69,8 +84,12 @@ def test_input_type_mismatch_names_both_types(stub):
 
 
 def test_integer_model(stub):
-    upload(stub, cast_model(4, TensorProto.INT32, TensorProto.INT64),
-           datum=pb.I32, datum_output=pb.I64)
+    upload(
+        stub,
+        cast_model(4, TensorProto.INT32, TensorProto.INT64),
+        datum=pb.I32,
+        datum_output=pb.I64,
+    )
     reply = run(stub, cbor2.dumps([1, -2, 3, 2**31 - 1]))
     payload = pb.Payload.FromString(reply.payload).run_model_payload
     assert cbor2.loads(payload.output) == [1, -2, 3, 2**31 - 1]
@@ -128,8 +147,13 @@ def test_model_over_the_limit_is_resource_exhausted(stub):
 
 def test_input_that_is_not_a_list(stub):
     upload(stub, affine_model())
-    for raw in (cbor2.dumps({"a": 1}), cbor2.dumps("text"), b"\xff\xff",
-                cbor2.dumps([1.0, "x", 2.0, 3.0]), cbor2.dumps([True] * 4)):
+    for raw in (
+        cbor2.dumps({"a": 1}),
+        cbor2.dumps("text"),
+        b"\xff\xff",
+        cbor2.dumps([1.0, "x", 2.0, 3.0]),
+        cbor2.dumps([True] * 4),
+    ):
         code, _ = status_of(run, stub, raw)
         assert code == grpc.StatusCode.INVALID_ARGUMENT
 
@@ -148,8 +172,10 @@ def test_server_info_and_simulation_quote(fresh_sim_server):
         info = stub.GetServerInfo(untrusted_pb2.GetServerInfoRequest(), timeout=10)
         assert info.version == "0.3.0" and info.mode == "simulation"
         assert info.product_version
-        code, details = status_of(stub.GetSgxQuoteWithCollateral,
-                                  untrusted_pb2.GetSgxQuoteWithCollateralRequest(),
-                                  timeout=10)
+        code, details = status_of(
+            stub.GetSgxQuoteWithCollateral,
+            untrusted_pb2.GetSgxQuoteWithCollateralRequest(),
+            timeout=10,
+        )
         assert code == grpc.StatusCode.UNIMPLEMENTED
         assert "simulation" in details

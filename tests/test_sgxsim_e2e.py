@@ -59,17 +59,30 @@ def policy_for(enclave: ReportFields = ENCLAVE, **overrides) -> Policy:
 class HardwareRig:
     """Platform, fake PCCS, fake attestation directory and a hardware-mode server."""
 
-    def __init__(self, tmp: Path, platform: SgxPlatform | None = None,
-                 enclave: ReportFields = ENCLAVE, pccs_api_version: int = 4) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        platform: SgxPlatform | None = None,
+        enclave: ReportFields = ENCLAVE,
+        pccs_api_version: int = 4,
+    ) -> None:
         self.platform = platform or SgxPlatform()
         self.pccs = FakePccs(self.platform).start()
-        self.device = FakeAttestationDir(tmp / "attestation", self.platform,
-                                         enclave).start()
-        self.server = LocalServer([
-            "--attestation-dir", str(self.device.path), "--pccs-url", self.pccs.url,
-            "--pccs-ca", str(self.pccs.ca_file),
-            "--pccs-api-version", str(pccs_api_version),
-        ])
+        self.device = FakeAttestationDir(
+            tmp / "attestation", self.platform, enclave
+        ).start()
+        self.server = LocalServer(
+            [
+                "--attestation-dir",
+                str(self.device.path),
+                "--pccs-url",
+                self.pccs.url,
+                "--pccs-ca",
+                str(self.pccs.ca_file),
+                "--pccs-api-version",
+                str(pccs_api_version),
+            ]
+        )
         try:
             self.server.start()
         except Exception:
@@ -81,9 +94,12 @@ class HardwareRig:
         return self.platform.root_pem
 
     def connect(self, policy: Policy | None = None, **kwargs) -> blindai.BlindAiClient:
-        args = dict(policy=policy or policy_for(),
-                    certificate=str(self.server.host_certificate),
-                    trusted_root=self.root, **self.server.ports)
+        args = dict(
+            policy=policy or policy_for(),
+            certificate=str(self.server.host_certificate),
+            trusted_root=self.root,
+            **self.server.ports,
+        )
         args.update(kwargs)
         return blindai.connect("127.0.0.1", **args)
 
@@ -161,11 +177,13 @@ def test_attested_upload_run_and_proofs_later(rig, tmp_path):
     at = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     model_hash = hashlib.sha256(model).digest()
     loaded_upload = UploadModelResponse().load_from_file(tmp_path / "upload.proof")
-    loaded_upload.validate(model_hash, policy=policy_for(), at=at,
-                           trusted_root=rig.root)
+    loaded_upload.validate(
+        model_hash, policy=policy_for(), at=at, trusted_root=rig.root
+    )
     loaded_run = RunModelResponse().load_from_file(tmp_path / "run.proof")
-    loaded_run.validate(x, policy=policy_for(), at=at, trusted_root=rig.root,
-                        model_hash=model_hash)
+    loaded_run.validate(
+        x, policy=policy_for(), at=at, trusted_root=rig.root, model_hash=model_hash
+    )
 
 
 def test_proof_fails_after_its_collateral_expires(rig, tmp_path):
@@ -174,8 +192,9 @@ def test_proof_fails_after_its_collateral_expires(rig, tmp_path):
         run = client.run_model([1.0, 2.0, 3.0, 4.0], sign=True)
     later = rig.platform.at + rig.platform.validity + dt.timedelta(seconds=1)
     with pytest.raises(CollateralExpiredError):
-        run.validate([1.0, 2.0, 3.0, 4.0], policy=policy_for(), at=later,
-                     trusted_root=rig.root)
+        run.validate(
+            [1.0, 2.0, 3.0, 4.0], policy=policy_for(), at=later, trusted_root=rig.root
+        )
 
 
 def test_proof_against_a_tampered_policy_file(rig, tmp_path):
@@ -216,7 +235,8 @@ def test_attack_certificate_not_in_the_quote(rig, tmp_path):
 
 def test_attack_debug_enclave_with_allow_debug_false(tmp_path):
     debug = dataclasses.replace(
-        ENCLAVE, attributes=attributes(FLAG_INIT | FLAG_DEBUG | FLAG_MODE64BIT, 0x03))
+        ENCLAVE, attributes=attributes(FLAG_INIT | FLAG_DEBUG | FLAG_MODE64BIT, 0x03)
+    )
     rig = HardwareRig(tmp_path, enclave=debug)
     try:
         refused(rig, "(?i)debug", policy=policy_for(debug))
@@ -239,8 +259,9 @@ def test_attack_revoked_pck_certificate(tmp_path):
 def test_attack_tcb_status_the_policy_does_not_accept(tmp_path):
     platform = SgxPlatform()
     info = platform.pck_info
-    platform.tcb_levels = default_tcb_levels(info.cpusvn, info.pcesvn + 1,
-                                             at=platform.at)
+    platform.tcb_levels = default_tcb_levels(
+        info.cpusvn, info.pcesvn + 1, at=platform.at
+    )
     rig = HardwareRig(tmp_path, platform=platform)
     try:
         strict = policy_for(accepted_tcb_statuses=["UpToDate"])
@@ -255,17 +276,28 @@ def test_attack_expired_tcb_info(tmp_path):
     """The PCCS serves a TCB info that expired an hour ago: the server will not
     serve stale collateral, and the client refuses to go on."""
     platform = SgxPlatform()
-    rig_pccs_args = {"next_update": platform.at - dt.timedelta(hours=1),
-                     "issue_date": platform.at - dt.timedelta(days=30)}
+    rig_pccs_args = {
+        "next_update": platform.at - dt.timedelta(hours=1),
+        "issue_date": platform.at - dt.timedelta(days=30),
+    }
     rig = HardwareRig.__new__(HardwareRig)
     rig.platform = platform
     rig.pccs = FakePccs(platform)
     rig.pccs.tcb_info_args = rig_pccs_args
     rig.pccs.start()
     rig.device = FakeAttestationDir(tmp_path / "attestation", platform, ENCLAVE).start()
-    rig.server = LocalServer([
-        "--attestation-dir", str(rig.device.path), "--pccs-url", rig.pccs.url,
-        "--pccs-ca", str(rig.pccs.ca_file), "--pccs-api-version", "4"]).start()
+    rig.server = LocalServer(
+        [
+            "--attestation-dir",
+            str(rig.device.path),
+            "--pccs-url",
+            rig.pccs.url,
+            "--pccs-ca",
+            str(rig.pccs.ca_file),
+            "--pccs-api-version",
+            "4",
+        ]
+    ).start()
     try:
         refused(rig, "(?i)UNAVAILABLE|expired")
     finally:
@@ -276,8 +308,15 @@ def test_attack_expired_tcb_info(tmp_path):
 
 
 def test_server_refuses_to_start_without_attestation_dir(tmp_path):
-    server = LocalServer(["--attestation-dir", str(tmp_path / "missing"),
-                          "--pccs-url", "https://127.0.0.1:9"], start_timeout=30)
+    server = LocalServer(
+        [
+            "--attestation-dir",
+            str(tmp_path / "missing"),
+            "--pccs-url",
+            "https://127.0.0.1:9",
+        ],
+        start_timeout=30,
+    )
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="--simulation"):
         server.start()
@@ -288,8 +327,9 @@ def test_server_refuses_to_start_without_attestation_dir(tmp_path):
 def test_server_refuses_a_non_dcap_enclave(tmp_path):
     device = FakeAttestationDir(tmp_path / "att", attestation_type="epid").start()
     try:
-        server = LocalServer(["--attestation-dir", str(device.path),
-                              "--pccs-url", "https://127.0.0.1:9"])
+        server = LocalServer(
+            ["--attestation-dir", str(device.path), "--pccs-url", "https://127.0.0.1:9"]
+        )
         with pytest.raises(RuntimeError, match="dcap"):
             server.start()
     finally:
@@ -310,7 +350,8 @@ def test_unavailable_when_collateral_expired_and_pccs_down(tmp_path):
         while time.monotonic() < deadline:
             try:
                 stub.GetSgxQuoteWithCollateral(
-                    untrusted_pb2.GetSgxQuoteWithCollateralRequest(), timeout=5)
+                    untrusted_pb2.GetSgxQuoteWithCollateralRequest(), timeout=5
+                )
             except grpc.RpcError as err:
                 code, details = err.code(), err.details()
                 break
@@ -343,18 +384,23 @@ class MitmUntrusted(untrusted_pb2_grpc.AttestationServicer):
         from blindai._certs import self_signed_certificate
 
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self_signed_certificate(key, "attacker",
-                                       signing_key=Ed25519PrivateKey.generate()
-                                       .public_key())
+        cert = self_signed_certificate(
+            key, "attacker", signing_key=Ed25519PrivateKey.generate().public_key()
+        )
         self.fake_der = cert.public_bytes(serialization.Encoding.DER)
         self.channel = _untrusted_channel(rig.server)
         self.real = untrusted_pb2_grpc.AttestationStub(self.channel)
         state = rig.server.state_dir
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
         untrusted_pb2_grpc.add_AttestationServicer_to_server(self, self.server)
-        creds = grpc.ssl_server_credentials([(
-            (state / "host_server.key").read_bytes(),
-            (state / "host_server.pem").read_bytes())])
+        creds = grpc.ssl_server_credentials(
+            [
+                (
+                    (state / "host_server.key").read_bytes(),
+                    (state / "host_server.pem").read_bytes(),
+                )
+            ]
+        )
         self.port = self.server.add_secure_port("127.0.0.1:0", creds)
 
     def GetServerInfo(self, request, context):  # noqa: N802

@@ -7,18 +7,24 @@ import warnings
 
 import numpy as np
 import pytest
-from support import connect_sim
 from models import affine_model
+from support import connect_sim
 
 import blindai
-from blindai import ModelDatumType, RunModelResponse, SignatureError, UploadModelResponse
+from blindai import (
+    ModelDatumType,
+    RunModelResponse,
+    SignatureError,
+    UploadModelResponse,
+)
 
 
 @pytest.fixture(scope="module")
 def digits_client(sim_server, digits, digits_model_path):
     client = connect_sim(sim_server)
-    upload = client.upload_model(str(digits_model_path), shape=(1, 64),
-                                 dtype_out=ModelDatumType.I64, sign=True)
+    upload = client.upload_model(
+        str(digits_model_path), shape=(1, 64), dtype_out=ModelDatumType.I64, sign=True
+    )
     yield client, upload
     client.close_connection()
 
@@ -56,12 +62,16 @@ def test_signed_run_proof_round_trip(digits_client, digits, tmp_path):
     loaded = RunModelResponse().load_from_file(path)
     assert loaded.output == response.output
     assert loaded.is_simulation_mode() and loaded.is_signed()
-    loaded.validate(row, enclave_signing_key=client.enclave_signing_key,
-                    allow_simulation_mode=True,
-                    model_hash=hashlib.sha256(digits[0]).digest())
+    loaded.validate(
+        row,
+        enclave_signing_key=client.enclave_signing_key,
+        allow_simulation_mode=True,
+        model_hash=hashlib.sha256(digits[0]).digest(),
+    )
     raw_key = client.enclave_signing_key.public_bytes_raw()
-    loaded.validate(row.tolist(), enclave_signing_key=raw_key,
-                    allow_simulation_mode=True)
+    loaded.validate(
+        row.tolist(), enclave_signing_key=raw_key, allow_simulation_mode=True
+    )
 
 
 def test_simulation_proof_refused_without_allow(digits_client, digits):
@@ -88,21 +98,30 @@ def test_tampered_run_proof_is_refused(digits_client, digits, field):
     for index in range(0, len(getattr(response, field)), 7):
         forged = _tampered(response, field, index)
         with pytest.raises(SignatureError):
-            forged.validate(row, enclave_signing_key=client.enclave_signing_key,
-                            allow_simulation_mode=True)
+            forged.validate(
+                row,
+                enclave_signing_key=client.enclave_signing_key,
+                allow_simulation_mode=True,
+            )
 
 
 @pytest.mark.parametrize("field", ["payload", "signature"])
 def test_tampered_upload_proof_is_refused(digits_client, digits, field):
     client, upload = digits_client
     model_hash = hashlib.sha256(digits[0]).digest()
-    upload.validate(model_hash, enclave_signing_key=client.enclave_signing_key,
-                    allow_simulation_mode=True)
+    upload.validate(
+        model_hash,
+        enclave_signing_key=client.enclave_signing_key,
+        allow_simulation_mode=True,
+    )
     for index in range(0, len(getattr(upload, field)), 5):
         forged = _tampered(upload, field, index)
         with pytest.raises(SignatureError):
-            forged.validate(model_hash, enclave_signing_key=client.enclave_signing_key,
-                            allow_simulation_mode=True)
+            forged.validate(
+                model_hash,
+                enclave_signing_key=client.enclave_signing_key,
+                allow_simulation_mode=True,
+            )
 
 
 def test_proof_for_another_input_or_model_is_refused(digits_client, digits):
@@ -111,11 +130,16 @@ def test_proof_for_another_input_or_model_is_refused(digits_client, digits):
     response = client.run_model(row, sign=True)
     key = client.enclave_signing_key
     with pytest.raises(SignatureError, match="another input"):
-        response.validate(digits[1][3], enclave_signing_key=key,
-                          allow_simulation_mode=True)
+        response.validate(
+            digits[1][3], enclave_signing_key=key, allow_simulation_mode=True
+        )
     with pytest.raises(SignatureError, match="names model"):
-        response.validate(row, enclave_signing_key=key, allow_simulation_mode=True,
-                          model_hash=b"\0" * 32)
+        response.validate(
+            row,
+            enclave_signing_key=key,
+            allow_simulation_mode=True,
+            model_hash=b"\0" * 32,
+        )
 
 
 def test_proof_signed_by_another_key_is_refused(digits_client, digits):
@@ -134,16 +158,22 @@ def test_unsigned_response_does_not_validate(digits_client, digits):
     response = client.run_model(digits[1][0])
     assert not response.is_signed()
     with pytest.raises(SignatureError, match="not signed"):
-        response.validate(digits[1][0], enclave_signing_key=client.enclave_signing_key,
-                          allow_simulation_mode=True)
+        response.validate(
+            digits[1][0],
+            enclave_signing_key=client.enclave_signing_key,
+            allow_simulation_mode=True,
+        )
 
 
 def test_upload_proof_is_not_a_run_proof(digits_client):
     client, upload = digits_client
     as_run = RunModelResponse().load_from_bytes(upload.as_bytes())
     with pytest.raises(SignatureError, match="not an inference proof"):
-        as_run.validate([0.0] * 64, enclave_signing_key=client.enclave_signing_key,
-                        allow_simulation_mode=True)
+        as_run.validate(
+            [0.0] * 64,
+            enclave_signing_key=client.enclave_signing_key,
+            allow_simulation_mode=True,
+        )
 
 
 def test_float_model_output_array(fresh_sim_server):
@@ -176,9 +206,12 @@ def test_every_simulation_connection_warns(sim_server):
 def test_pinned_host_certificate_in_simulation(sim_server):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", blindai.SimulationModeWarning)
-        client = blindai.connect("127.0.0.1", simulation=True,
-                                 certificate=str(sim_server.host_certificate),
-                                 **sim_server.ports)
+        client = blindai.connect(
+            "127.0.0.1",
+            simulation=True,
+            certificate=str(sim_server.host_certificate),
+            **sim_server.ports,
+        )
     assert client.server_info.mode == "simulation"
     assert client.server_version == "0.3.0"
     client.close_connection()
@@ -194,9 +227,12 @@ def test_hardware_mode_refuses_a_simulation_server(sim_server, tmp_path):
     )
     client = blindai.BlindAiClient()
     with pytest.raises(blindai.AttestationError, match="simulation mode"):
-        client.connect_server("127.0.0.1", policy=str(policy),
-                              certificate=str(sim_server.host_certificate),
-                              **sim_server.ports)
+        client.connect_server(
+            "127.0.0.1",
+            policy=str(policy),
+            certificate=str(sim_server.host_certificate),
+            **sim_server.ports,
+        )
     assert not client.is_connected()
 
 
@@ -216,8 +252,12 @@ def test_unreachable_server_raises_connection_error():
         port = s.getsockname()[1]
     with pytest.raises(ConnectionError):
         blindai.BlindAiClient().connect_server(
-            "127.0.0.1", simulation=True, untrusted_port=port, attested_port=port + 1,
-            timeout=3)
+            "127.0.0.1",
+            simulation=True,
+            untrusted_port=port,
+            attested_port=port + 1,
+            timeout=3,
+        )
 
 
 def test_missing_model_file_raises_file_not_found(sim_server):
@@ -229,7 +269,11 @@ def test_missing_model_file_raises_file_not_found(sim_server):
 def test_upload_response_validate_with_wrong_hash(digits_client):
     client, upload = digits_client
     with pytest.raises(SignatureError, match="for model"):
-        upload.validate(b"\1" * 32, enclave_signing_key=client.enclave_signing_key,
-                        allow_simulation_mode=True)
-    assert isinstance(UploadModelResponse().load_from_bytes(upload.as_bytes()),
-                      UploadModelResponse)
+        upload.validate(
+            b"\1" * 32,
+            enclave_signing_key=client.enclave_signing_key,
+            allow_simulation_mode=True,
+        )
+    assert isinstance(
+        UploadModelResponse().load_from_bytes(upload.as_bytes()), UploadModelResponse
+    )

@@ -23,14 +23,19 @@ from blindai.pb import securedexchange_pb2 as pb
 from blindai.server.launcher import LocalServer
 from blindai.tensors import encode_array
 
-F32, F64, I32, I64 = (ModelDatumType.F32, ModelDatumType.F64, ModelDatumType.I32,
-                      ModelDatumType.I64)
+F32, F64, I32, I64 = (
+    ModelDatumType.F32,
+    ModelDatumType.F64,
+    ModelDatumType.I32,
+    ModelDatumType.I64,
+)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalServer]:
-    with LocalServer(["--simulation", "--max-input-size", str(64 * 1024 * 1024)]) \
-            as running:
+    with LocalServer(
+        ["--simulation", "--max-input-size", str(64 * 1024 * 1024)]
+    ) as running:
         yield running
 
 
@@ -45,12 +50,14 @@ def _upload(client, model: bytes, shape, dtype=F32, dtype_out=F32):
     client.upload_model(model, shape=shape, dtype=dtype, dtype_out=dtype_out)
 
 
-def _tensor_requests(raw: bytes, datum: ModelDatumType, shape, chunk=1 << 20,
-                     **extra) -> Iterator[pb.RunModelRequest]:
+def _tensor_requests(
+    raw: bytes, datum: ModelDatumType, shape, chunk=1 << 20, **extra
+) -> Iterator[pb.RunModelRequest]:
     info = pb.TensorInfo(datum=int(datum), shape=list(shape))
     for start in range(0, max(len(raw), 1), chunk):
-        yield pb.RunModelRequest(tensor=info, tensor_data=raw[start:start + chunk],
-                                 **extra)
+        yield pb.RunModelRequest(
+            tensor=info, tensor_data=raw[start : start + chunk], **extra
+        )
 
 
 def _refusal(stub, requests) -> grpc.RpcError:
@@ -76,8 +83,9 @@ def test_numpy_input_travels_as_a_tensor_and_the_proof_commits_to_it(server):
         key = client.enclave_signing_key
     proof = RunModelResponse().load_from_bytes(response.as_bytes())
     proof.validate(x, enclave_signing_key=key, allow_simulation_mode=True)
-    proof.validate(x.astype(np.float64), enclave_signing_key=key,
-                   allow_simulation_mode=True)
+    proof.validate(
+        x.astype(np.float64), enclave_signing_key=key, allow_simulation_mode=True
+    )
     with pytest.raises(SignatureError, match="another input"):
         proof.validate(x + 1, enclave_signing_key=key, allow_simulation_mode=True)
     with pytest.raises(SignatureError, match="shape"):
@@ -95,8 +103,11 @@ def test_lists_and_servers_without_the_capability_keep_the_cbor_path(server):
             run = response._run()
             assert not run.HasField("input_tensor")
             assert run.input_hash == hashlib.sha256(encode_array(x)).digest()
-            response.validate(x, enclave_signing_key=client.enclave_signing_key,
-                              allow_simulation_mode=True)
+            response.validate(
+                x,
+                enclave_signing_key=client.enclave_signing_key,
+                allow_simulation_mode=True,
+            )
         assert from_list.output == from_array.output == [3.0, 5.0, 7.0, 9.0]
 
 
@@ -110,8 +121,13 @@ def test_other_element_types_convert_as_the_cbor_path_does(server, sent):
 
 def test_attack_floats_sent_to_an_integer_model_are_refused_naming_both(server, stub):
     with connect_sim(server) as client:
-        _upload(client, identity_model([1, 3], TensorProto.INT64), (1, 3),
-                dtype=I64, dtype_out=I64)
+        _upload(
+            client,
+            identity_model([1, 3], TensorProto.INT64),
+            (1, 3),
+            dtype=I64,
+            dtype_out=I64,
+        )
     raw = np.array([1.5, 2.0, 3.0]).tobytes()
     err = _refusal(stub, _tensor_requests(raw, F64, [1, 3]))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -120,8 +136,13 @@ def test_attack_floats_sent_to_an_integer_model_are_refused_naming_both(server, 
 
 def test_attack_integers_out_of_the_models_range_are_refused(server, stub):
     with connect_sim(server) as client:
-        _upload(client, identity_model([1, 2], TensorProto.INT32), (1, 2),
-                dtype=I32, dtype_out=I32)
+        _upload(
+            client,
+            identity_model([1, 2], TensorProto.INT32),
+            (1, 2),
+            dtype=I32,
+            dtype_out=I32,
+        )
         x = np.array([[1, 2]], dtype=np.int64)
         assert client.run_model(x).output == [1, 2]
     raw = np.array([1, 2**40], dtype="<i8").tobytes()
@@ -130,18 +151,22 @@ def test_attack_integers_out_of_the_models_range_are_refused(server, stub):
     assert "I32" in err.details()
 
 
-@pytest.mark.parametrize("case,code,message", [
-    ("short", "INVALID_ARGUMENT", "ended after 12 of its 16 bytes"),
-    ("long", "INVALID_ARGUMENT", "more tensor bytes"),
-    ("huge_shape", "RESOURCE_EXHAUSTED", "input limit"),
-    ("negative_dim", "INVALID_ARGUMENT", "negative"),
-    ("wrong_count", "INVALID_ARGUMENT", "takes 4"),
-    ("mixed", "INVALID_ARGUMENT", "also carry CBOR"),
-    ("orphan_data", "INVALID_ARGUMENT", "without a tensor description"),
-    ("bad_datum", "INVALID_ARGUMENT", "unknown tensor element type"),
-])
-def test_attack_malformed_tensor_requests_are_refused(server, stub, case, code,
-                                                      message):
+@pytest.mark.parametrize(
+    "case,code,message",
+    [
+        ("short", "INVALID_ARGUMENT", "ended after 12 of its 16 bytes"),
+        ("long", "INVALID_ARGUMENT", "more tensor bytes"),
+        ("huge_shape", "RESOURCE_EXHAUSTED", "input limit"),
+        ("negative_dim", "INVALID_ARGUMENT", "negative"),
+        ("wrong_count", "INVALID_ARGUMENT", "takes 4"),
+        ("mixed", "INVALID_ARGUMENT", "also carry CBOR"),
+        ("orphan_data", "INVALID_ARGUMENT", "without a tensor description"),
+        ("bad_datum", "INVALID_ARGUMENT", "unknown tensor element type"),
+    ],
+)
+def test_attack_malformed_tensor_requests_are_refused(
+    server, stub, case, code, message
+):
     with connect_sim(server) as client:
         _upload(client, affine_model(n=4), (1, 4))
     four = np.ones(4, dtype="<f4").tobytes()
@@ -152,10 +177,16 @@ def test_attack_malformed_tensor_requests_are_refused(server, stub, case, code,
         "negative_dim": _tensor_requests(four, F32, [-1, 4]),
         "wrong_count": _tensor_requests(four * 2, F32, [2, 4]),
         "mixed": _tensor_requests(four, F32, [1, 4], input=b"\x80"),
-        "orphan_data": iter([pb.RunModelRequest(input=encode_array(np.ones(4)),
-                                                tensor_data=four)]),
-        "bad_datum": iter([pb.RunModelRequest(
-            tensor=pb.TensorInfo(datum=99, shape=[1, 4]), tensor_data=four)]),
+        "orphan_data": iter(
+            [pb.RunModelRequest(input=encode_array(np.ones(4)), tensor_data=four)]
+        ),
+        "bad_datum": iter(
+            [
+                pb.RunModelRequest(
+                    tensor=pb.TensorInfo(datum=99, shape=[1, 4]), tensor_data=four
+                )
+            ]
+        ),
     }[case]
     err = _refusal(stub, requests)
     assert err.code().name == code
@@ -163,7 +194,8 @@ def test_attack_malformed_tensor_requests_are_refused(server, stub, case, code,
 
 
 def test_outputs_over_4_mib_reach_our_client_and_are_refused_to_0_3_clients(
-        server, stub):
+    server, stub
+):
     n = 600_000  # 9 bytes per element in CBOR: 5.4 MB of output
     x = np.linspace(0, 1, n, dtype=np.float32).reshape(1, n)
     with connect_sim(server) as client:
@@ -171,8 +203,10 @@ def test_outputs_over_4_mib_reach_our_client_and_are_refused_to_0_3_clients(
         np.testing.assert_array_equal(client.run_model(x).output_array(), x)
         assert client.run_model(x.tolist()).output == x.ravel().tolist()
     cbor = encode_array(x)
-    legacy = (pb.RunModelRequest(input=cbor[i:i + 32768])
-              for i in range(0, len(cbor), 32768))
+    legacy = (
+        pb.RunModelRequest(input=cbor[i : i + 32768])
+        for i in range(0, len(cbor), 32768)
+    )
     err = _refusal(stub, legacy)
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "0.3 client" in err.details()

@@ -39,8 +39,12 @@ def test_special_floats_encode_as_cbor2_does():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.floats(allow_nan=True),
-                          st.integers(-(2**63), 2**64 - 1)), max_size=50))
+@given(
+    st.lists(
+        st.one_of(st.floats(allow_nan=True), st.integers(-(2**63), 2**64 - 1)),
+        max_size=50,
+    )
+)
 def test_encoding_matches_cbor2(values):
     assert encode_list(values) == cbor2.dumps(values)
 

@@ -145,7 +145,7 @@ class Numbers:
         return int(self.is_float.size)
 
 
-def decode_numbers(data: bytes) -> Numbers:
+def decode_numbers(data: bytes | bytearray) -> Numbers:
     """Decode one definite-length CBOR array of integers and floats.
 
     Raises :class:`CborError` for anything else: another top-level item, an
@@ -156,23 +156,26 @@ def decode_numbers(data: bytes) -> Numbers:
     buf = np.frombuffer(data, dtype=np.uint8)
     count, start = _array_header(data)
     if count > len(data) - start:
-        raise CborError(f"the array header claims {count} elements but only "
-                        f"{len(data) - start} bytes follow it")
+        raise CborError(
+            f"the array header claims {count} elements but only "
+            f"{len(data) - start} bytes follow it"
+        )
     uniform = _uniform(data, start, count)
     if uniform is not None:
         return uniform
     return _values(buf, _scan_starts(data, start, count))
 
 
-def _array_header(data: bytes) -> tuple[int, int]:
+def _array_header(data: bytes | bytearray) -> tuple[int, int]:
     if not data:
         raise CborError("the input is empty")
     major, extra = data[0] >> 5, data[0] & 31
     if major != _MAJOR_ARRAY:
         raise CborError(f"the input is {_describe(data[0])}, not an array")
     if extra == 31:
-        raise CborError("the array has an indefinite length; a definite length "
-                        "is required")
+        raise CborError(
+            "the array has an indefinite length; a definite length is required"
+        )
     if extra < 24:
         return extra, 1
     if extra > 27:
@@ -187,7 +190,7 @@ def _array_header(data: bytes) -> tuple[int, int]:
 _PAYLOAD_TYPES = {24: ">u1", 25: ">u2", 26: ">u4", 27: ">u8"}
 
 
-def _uniform(data: bytes, start: int, count: int) -> Numbers | None:
+def _uniform(data: bytes | bytearray, start: int, count: int) -> Numbers | None:
     """The elements when every one has the first one's head byte (the common
     case: all doubles, all floats of one width, or integers of one size), read
     in place as records; ``None`` when they do not."""
@@ -229,7 +232,7 @@ def _numbers(
     return Numbers(is_float, floats, magnitude, negative)
 
 
-def _scan_starts(data: bytes, start: int, count: int) -> np.ndarray:
+def _scan_starts(data: bytes | bytearray, start: int, count: int) -> np.ndarray:
     """Element offsets found one element at a time (mixed widths).
 
     Each offset depends on every width before it, so this walk is sequential;
@@ -243,8 +246,7 @@ def _scan_starts(data: bytes, start: int, count: int) -> np.ndarray:
             raise CborError(f"the input ends before element {index} of {count}")
         width = widths[data[pos]]
         if not width:
-            raise CborError(f"element {index} is {_describe(data[pos])}, not a "
-                            "number")
+            raise CborError(f"element {index} is {_describe(data[pos])}, not a number")
         starts[index] = pos
         pos += width
     if pos > end:
@@ -290,14 +292,24 @@ def _describe(head: int) -> str:
     """What a head byte starts, in words, for error messages."""
     major, extra = head >> 5, head & 31
     if major == _MAJOR_SIMPLE:
-        simple = {20: "a boolean (false)", 21: "a boolean (true)", 22: "null",
-                  23: "undefined", 31: "a break code"}
+        simple = {
+            20: "a boolean (false)",
+            21: "a boolean (true)",
+            22: "null",
+            23: "undefined",
+            31: "a break code",
+        }
         return simple.get(extra, f"the simple value 0x{head:02x}")
     if extra in (28, 29, 30):
         return f"a malformed head 0x{head:02x}"
     return {
-        0: "an integer", 1: "a negative integer", 2: "a byte string",
-        3: "a text string", 4: "a nested array", 5: "a map", 6: "a tag",
+        0: "an integer",
+        1: "a negative integer",
+        2: "a byte string",
+        3: "a text string",
+        4: "a nested array",
+        5: "a map",
+        6: "a tag",
     }[major]
 
 

@@ -154,25 +154,31 @@ class BlindAiClient:
         options = [("grpc.ssl_target_name_override", server_name)]
         if simulation:
             self._warn_simulation()
-            host_cert = _read(certificate) if certificate else _fetch_cert(
-                host, untrusted_port, timeout)
+            host_cert = (
+                _read(certificate)
+                if certificate
+                else _fetch_cert(host, untrusted_port, timeout)
+            )
         else:
             policy = _load_policy(policy)
             if certificate is None:
                 raise AttestationError(
                     "certificate (the server's host_server.pem) is required in "
-                    "hardware mode")
+                    "hardware mode"
+                )
             host_cert = _read(certificate)
         untrusted = grpc.secure_channel(
             _target(host, untrusted_port),
-            grpc.ssl_channel_credentials(root_certificates=host_cert), options,
+            grpc.ssl_channel_credentials(root_certificates=host_cert),
+            options,
         )
         try:
             stub = AttestationStub(untrusted)
             self._check_version(stub, timeout)
             if simulation:
-                cert_der = _call(stub.GetCertificate, un_pb.GetCertificateRequest(),
-                                 timeout).enclave_tls_certificate
+                cert_der = _call(
+                    stub.GetCertificate, un_pb.GetCertificateRequest(), timeout
+                ).enclave_tls_certificate
             else:
                 cert_der = self._attest(stub, policy, trusted_root, timeout)
         finally:
@@ -183,9 +189,9 @@ class BlindAiClient:
         except ValueError as exc:
             if simulation:
                 raise ServerFailureError(
-                    f"the enclave certificate is unusable: {exc}") from None
-            raise AttestationError(f"the attested enclave certificate: {exc}") \
-                from None
+                    f"the enclave certificate is unusable: {exc}"
+                ) from None
+            raise AttestationError(f"the attested enclave certificate: {exc}") from None
         self.simulation_mode = simulation
         self._channel = grpc.secure_channel(
             _target(host, attested_port),
@@ -193,9 +199,13 @@ class BlindAiClient:
             options + [("grpc.max_receive_message_length", MAX_REPLY)],
         )
         self._stub = ExchangeStub(
-            grpc.intercept_channel(self._channel, _LargeReplyInterceptor()))
-        log.info("connected to %s (%s mode)", host,
-                 "simulation" if simulation else "attested")
+            grpc.intercept_channel(self._channel, _LargeReplyInterceptor())
+        )
+        log.info(
+            "connected to %s (%s mode)",
+            host,
+            "simulation" if simulation else "attested",
+        )
 
     def _warn_simulation(self) -> None:
         log.warning(SIMULATION_WARNING)
@@ -207,37 +217,48 @@ class BlindAiClient:
         if len(parts) > 3 or parts[:2] != ["0", "3"]:
             raise VersionError(
                 f"the server speaks protocol version {info.version!r}; this client "
-                "supports 0.3.x")
+                "supports 0.3.x"
+            )
         self.server_version = info.version
         self.server_info = info
 
     def _attest(
-        self, stub: AttestationStub, policy: Any, trusted_root: bytes | str | None,
+        self,
+        stub: AttestationStub,
+        policy: Any,
+        trusted_root: bytes | str | None,
         timeout: float,
     ) -> bytes:
         from blindai.attestation import verify_attestation
 
         try:
             reply = stub.GetSgxQuoteWithCollateral(
-                un_pb.GetSgxQuoteWithCollateralRequest(), timeout=timeout)
+                un_pb.GetSgxQuoteWithCollateralRequest(), timeout=timeout
+            )
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.UNIMPLEMENTED:
                 raise AttestationError(
                     "the server is in simulation mode and cannot be attested "
                     f"({err.details()}); connect with simulation=True only for "
-                    "development") from None
+                    "development"
+                ) from None
             raise AttestationError(
-                f"the server gave no attestation: {err.code().name}: "
-                f"{err.details()}") from None
+                f"the server gave no attestation: {err.code().name}: {err.details()}"
+            ) from None
         verified = verify_attestation(reply, policy, trusted_root=trusted_root)
         if not verified.quote.uses_intel_root:
-            log.warning("attestation was checked against a root CA that is not "
-                        "Intel's: only a test platform should need this")
+            log.warning(
+                "attestation was checked against a root CA that is not "
+                "Intel's: only a test platform should need this"
+            )
         self.attestation = reply
         self.verified_quote = verified.quote
         self.policy = policy
-        log.info("attestation verified: MRENCLAVE %s, TCB status %s",
-                 verified.quote.mr_enclave.hex(), verified.quote.tcb_status)
+        log.info(
+            "attestation verified: MRENCLAVE %s, TCB status %s",
+            verified.quote.mr_enclave.hex(),
+            verified.quote.tcb_status,
+        )
         return verified.enclave_certificate_der
 
     def close_connection(self) -> None:
@@ -302,8 +323,12 @@ class BlindAiClient:
             data, name = Path(model).read_bytes(), os.path.basename(model)
         input_fact = [int(d) for d in shape] if shape is not None else []
         meta: dict[str, Any] = dict(
-            length=len(data), input_fact=input_fact, datum=int(dtype), sign=sign,
-            client_info=self.client_info, model_name=name,
+            length=len(data),
+            input_fact=input_fact,
+            datum=int(dtype),
+            sign=sign,
+            client_info=self.client_info,
+            model_name=name,
             datum_output=int(dtype_out),
         )
         chunks = _chunks(data)
@@ -319,10 +344,13 @@ class BlindAiClient:
         if sign:
             response.signature = reply.signature
             response.attestation = self.attestation
-            response.validate(hashlib.sha256(data).digest(), validate_quote=False,
-                              enclave_signing_key=self.enclave_signing_key,
-                              allow_simulation_mode=self.simulation_mode,
-                              _warn=False)
+            response.validate(
+                hashlib.sha256(data).digest(),
+                validate_quote=False,
+                enclave_signing_key=self.enclave_signing_key,
+                allow_simulation_mode=self.simulation_mode,
+                _warn=False,
+            )
         return response
 
     def run_model(
@@ -352,8 +380,9 @@ class BlindAiClient:
             requests = self._input_requests(data_list, sign)
         except ValueError as exc:
             raise ValueError(f"cannot send this input: {exc}") from None
-        reply = _call(stub.RunModel, requests,
-                      RUN_TIMEOUT if timeout is None else timeout)
+        reply = _call(
+            stub.RunModel, requests, RUN_TIMEOUT if timeout is None else timeout
+        )
         response = RunModelResponse()
         response.payload = reply.payload
         response._load_payload()
@@ -362,10 +391,13 @@ class BlindAiClient:
         if sign:
             response.signature = reply.signature
             response.attestation = self.attestation
-            response.validate(data_list, validate_quote=False,
-                              enclave_signing_key=self.enclave_signing_key,
-                              allow_simulation_mode=self.simulation_mode,
-                              _warn=False)
+            response.validate(
+                data_list,
+                validate_quote=False,
+                enclave_signing_key=self.enclave_signing_key,
+                allow_simulation_mode=self.simulation_mode,
+                _warn=False,
+            )
         return response
 
     def _input_requests(
@@ -382,15 +414,16 @@ class BlindAiClient:
             return _requests(encode_array(data_list), "input", meta)
         tensor = as_tensor(data_list)
         meta["tensor"] = ex_pb.TensorInfo(
-            datum=int(ModelDatumType.from_numpy(tensor.dtype)),
+            datum=ModelDatumType.from_numpy(tensor.dtype).value,
             shape=list(tensor.shape),
         )
-        return _requests(memoryview(tensor).cast("B"), "tensor_data", meta)
+        return _requests(memoryview(tensor.data).cast("B"), "tensor_data", meta)
 
     def _require_stub(self) -> ExchangeStub:
         if self._stub is None:
-            raise ConnectionError("not connected to the server; call "
-                                  "connect_server first")
+            raise ConnectionError(
+                "not connected to the server; call connect_server first"
+            )
         return self._stub
 
 
@@ -418,9 +451,13 @@ def _client_info() -> ex_pb.ClientInfo:
         user = "unknown"
     uid = hashlib.sha256(f"{socket.gethostname()}-{user}".encode()).hexdigest()
     return ex_pb.ClientInfo(
-        uid=uid, platform_name=uname.system, platform_arch=uname.machine,
-        platform_version=uname.version, platform_release=uname.release,
-        user_agent="blindai_python", user_agent_version=__version__,
+        uid=uid,
+        platform_name=uname.system,
+        platform_arch=uname.machine,
+        platform_version=uname.version,
+        platform_release=uname.release,
+        user_agent="blindai_python",
+        user_agent_version=__version__,
     )
 
 
@@ -436,7 +473,7 @@ def _requests(
     """``data`` in chunks in ``field``, with ``meta`` on every message as the
     0.3 client sends it (the server reads the first)."""
     for chunk in _chunks(data):
-        yield ex_pb.RunModelRequest(**{field: chunk}, **meta)
+        yield ex_pb.RunModelRequest(**{field: chunk}, **meta)  # type: ignore[arg-type]
 
 
 class _LargeReplyInterceptor(grpc.StreamUnaryClientInterceptor):
@@ -456,7 +493,7 @@ class _LargeReplyInterceptor(grpc.StreamUnaryClientInterceptor):
 def _chunks(data: bytes | memoryview) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(data), CHUNK_SIZE):
-        yield bytes(view[start:start + CHUNK_SIZE])
+        yield bytes(view[start : start + CHUNK_SIZE])
     if not data:
         yield b""
 
@@ -481,8 +518,7 @@ def _fetch_cert(host: str, port: int, timeout: float) -> bytes:
     try:
         pem = ssl.get_server_certificate((host.strip("[]"), port), timeout=timeout)
     except OSError as exc:
-        raise ServerUnavailableError(f"cannot reach {host}:{port}: {exc}") \
-            from None
+        raise ServerUnavailableError(f"cannot reach {host}:{port}: {exc}") from None
     return pem.encode()
 
 
@@ -490,8 +526,9 @@ def _load_policy(policy: Any) -> Any:
     from blindai.attestation import Policy
 
     if policy is None:
-        raise AttestationError("a policy is required in hardware mode: it says "
-                               "which enclave you expect")
+        raise AttestationError(
+            "a policy is required in hardware mode: it says which enclave you expect"
+        )
     if isinstance(policy, str | os.PathLike):
         return Policy.from_file(policy)
     return policy
@@ -510,7 +547,8 @@ def _check_upload_payload(response: UploadModelResponse, digest: bytes) -> None:
     if seen != digest:
         raise SignatureError(
             f"the server reports model {seen.hex()[:16] or 'none'}…, not the "
-            f"uploaded {digest.hex()[:16]}…")
+            f"uploaded {digest.hex()[:16]}…"
+        )
 
 
 _ERRORS: dict[grpc.StatusCode, type[CallError]] = {
@@ -542,7 +580,9 @@ def call_error(err: grpc.RpcError) -> CallError:
         # This client's own reply limit (MAX_REPLY): the server sent too much.
         return ServerFailureError(
             f"the server's reply is larger than this client accepts: {details}",
-            code=code, details=details)
+            code=code,
+            details=details,
+        )
     return kind(f"{name}: {details}", code=code, details=details)
 
 

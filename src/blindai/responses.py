@@ -64,8 +64,9 @@ class SignedResponse:
 
     def as_bytes(self) -> bytes:
         """The proof file's bytes (``proof_files.ResponseProof``)."""
-        proof = ResponseProof(payload=self.payload or b"",
-                              signature=self.signature or b"")
+        proof = ResponseProof(
+            payload=self.payload or b"", signature=self.signature or b""
+        )
         if self.attestation is not None:
             proof.attestation.CopyFrom(self.attestation)
         return proof.SerializeToString()
@@ -104,8 +105,9 @@ class SignedResponse:
         try:
             return Payload.FromString(self.payload or b"")
         except DecodeError as exc:
-            raise SignatureError(f"the payload is not a protocol payload: {exc}") \
-                from None
+            raise SignatureError(
+                f"the payload is not a protocol payload: {exc}"
+            ) from None
 
     @property
     def issued_at(self) -> dt.datetime | None:
@@ -164,16 +166,18 @@ class SignedResponse:
                 "checked against no expected enclave identity proves nothing"
             )
         assert self.attestation is not None
-        verified = verify_attestation(self.attestation, policy, at=at,
-                                      trusted_root=trusted_root)
+        verified = verify_attestation(
+            self.attestation, policy, at=at, trusted_root=trusted_root
+        )
         if not verified.quote.uses_intel_root:
-            log.warning("the proof was checked against a root CA that is not "
-                        "Intel's: only a test platform should need this")
+            log.warning(
+                "the proof was checked against a root CA that is not "
+                "Intel's: only a test platform should need this"
+            )
         try:
             return signing_key_from_certificate(verified.enclave_certificate_der)
         except ValueError as exc:
-            raise AttestationError(f"the attested enclave certificate: {exc}") \
-                from None
+            raise AttestationError(f"the attested enclave certificate: {exc}") from None
 
 
 class UploadModelResponse(SignedResponse):
@@ -212,15 +216,23 @@ class UploadModelResponse(SignedResponse):
             AttestationError: the attestation or the policy check failed.
             FileNotFoundError: the policy file does not exist.
         """
-        payload = self._verified_payload(policy_file, policy, validate_quote,
-                                         enclave_signing_key, allow_simulation_mode,
-                                         at, trusted_root, warn=_warn)
+        payload = self._verified_payload(
+            policy_file,
+            policy,
+            validate_quote,
+            enclave_signing_key,
+            allow_simulation_mode,
+            at,
+            trusted_root,
+            warn=_warn,
+        )
         if payload.WhichOneof("payload") != "send_model_payload":
             raise SignatureError("this proof is not an upload proof")
         seen = payload.send_model_payload.model_hash
         if seen != model_hash:
             raise SignatureError(
-                f"the proof is for model {seen.hex()[:16]}…, not {model_hash.hex()[:16]}…"
+                f"the proof is for model {seen.hex()[:16]}…, "
+                f"not {model_hash.hex()[:16]}…"
             )
 
     def _upload(self) -> SendModelPayload:
@@ -300,17 +312,25 @@ class RunModelResponse(SignedResponse):
                 payload of another layout.
             AttestationError: the attestation or the policy check failed.
         """
-        payload = self._verified_payload(policy_file, policy, validate_quote,
-                                         enclave_signing_key, allow_simulation_mode,
-                                         at, trusted_root, warn=_warn)
+        payload = self._verified_payload(
+            policy_file,
+            policy,
+            validate_quote,
+            enclave_signing_key,
+            allow_simulation_mode,
+            at,
+            trusted_root,
+            warn=_warn,
+        )
         if payload.WhichOneof("payload") != "run_model_payload":
             raise SignatureError("this proof is not an inference proof")
         run = payload.run_model_payload
         try:
             _decode_output(run.output)
         except ValueError as exc:
-            raise SignatureError(f"the proof's output is not of the 0.3.0 layout: "
-                                 f"{exc}") from None
+            raise SignatureError(
+                f"the proof's output is not of the 0.3.0 layout: {exc}"
+            ) from None
         if run.HasField("input_tensor"):
             _check_tensor_input(run, data_list)
         else:
@@ -347,13 +367,15 @@ def _check_tensor_input(run: RunModelPayload, data_list: Any) -> None:
         datum = ModelDatumType(run.input_tensor.datum)
         tensor = as_tensor(np.asarray(data_list), datum)
     except ValueError as exc:
-        raise SignatureError(f"cannot convert data_list to the proof's input "
-                             f"tensor: {exc}") from None
+        raise SignatureError(
+            f"cannot convert data_list to the proof's input tensor: {exc}"
+        ) from None
     shape = list(run.input_tensor.shape)
     if list(tensor.shape) != shape:
-        raise SignatureError(f"the proof is for an input of shape {shape}, not "
-                             f"{list(tensor.shape)}")
-    expected = hashlib.sha256(memoryview(tensor).cast("B")).digest()
+        raise SignatureError(
+            f"the proof is for an input of shape {shape}, not {list(tensor.shape)}"
+        )
+    expected = hashlib.sha256(tensor.tobytes()).digest()
     if run.input_tensor_hash != expected:
         raise SignatureError(
             f"the proof is for another input (input_tensor_hash "
@@ -367,7 +389,7 @@ def _decode_output(data: bytes) -> list[int | float]:
 
     try:
         return decode_output(data)
-    except Exception as exc:  # cbor2 raises several unrelated types
+    except Exception as exc:  # noqa: BLE001 (cbor2 raises several unrelated types)
         raise ValueError(f"output is not a CBOR list: {type(exc).__name__}") from None
 
 
@@ -378,13 +400,15 @@ def _require_key(key: SigningKey | None, why: str) -> Ed25519PublicKey:
         return key
     if isinstance(key, bytes | bytearray) and len(key) == 32:
         return Ed25519PublicKey.from_public_bytes(bytes(key))
-    raise SignatureError("enclave_signing_key must be an Ed25519PublicKey or its "
-                         "32 raw bytes")
+    raise SignatureError(
+        "enclave_signing_key must be an Ed25519PublicKey or its 32 raw bytes"
+    )
 
 
 def _verify_signature(key: Ed25519PublicKey, signature: bytes, payload: bytes) -> None:
     try:
         key.verify(signature, payload)
     except InvalidSignature:
-        raise SignatureError("the signature does not match the payload and the "
-                             "enclave's key") from None
+        raise SignatureError(
+            "the signature does not match the payload and the enclave's key"
+        ) from None

@@ -168,7 +168,7 @@ class InputDecodeError(ValueError):
     """The input bytes are not the CBOR encoding of one flat list of numbers."""
 
 
-def decode_input(data: bytes, datum: ModelDatumType) -> np.ndarray:
+def decode_input(data: bytes | bytearray, datum: ModelDatumType) -> np.ndarray:
     """Decode CBOR input bytes into a one-dimensional array of ``datum``.
 
     Raises :class:`InputDecodeError` when the bytes are not exactly one CBOR array of
@@ -177,8 +177,7 @@ def decode_input(data: bytes, datum: ModelDatumType) -> np.ndarray:
     try:
         numbers = _cbor.decode_numbers(data)
     except _cbor.CborError as exc:
-        raise InputDecodeError(f"input is not a CBOR array of numbers: {exc}") \
-            from None
+        raise InputDecodeError(f"input is not a CBOR array of numbers: {exc}") from None
     if datum.is_float:
         return narrow_floats(_as_floats(numbers), datum)
     return _as_integers(numbers, datum)

@@ -16,6 +16,7 @@ dcap_qvl = pytest.importorskip("dcap_qvl")
 
 V3 = params([n for n in sgx_case_names() if load_case(n).meta["tcb_info_version"] == 3])
 
+
 def _dcap_qvl(case: Case, at: int):
     tcb, tcb_sig = split_envelope(case.text("tcb_info.json"), "tcbInfo", "tcb")
     qe, qe_sig = split_envelope(case.text("qe_identity.json"), "enclaveIdentity", "qe")
@@ -32,6 +33,7 @@ def _dcap_qvl(case: Case, at: int):
         qe_sig,
     )
     return dcap_qvl.verify(case.quote, qvl_collateral, at)
+
 
 @pytest.mark.parametrize("case", V3, indirect=True)
 def test_same_status_and_advisories_as_dcap_qvl(case: Case) -> None:

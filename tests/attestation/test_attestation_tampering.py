@@ -32,8 +32,13 @@ DCAPRS = "dcaprs-sgx-00606a-2024-05-tcbv2"
 OTHER = "phala-sgx-00a067-2025-06-tcbv3"
 
 
-def verify(case: Case, *, quote: bytes | None = None, root: bytes | None = None,
-           **fields: object):
+def verify(
+    case: Case,
+    *,
+    quote: bytes | None = None,
+    root: bytes | None = None,
+    **fields: object,
+):
     collateral = case.collateral()
     for name, value in fields.items():
         setattr(collateral, name, value)
@@ -141,10 +146,19 @@ def test_non_bytes_quote_is_refused() -> None:
 
 # --- the collateral ----------------------------------------------------------------
 
-REQUIRED = ["root_ca_crl", "pck_crl", "tcb_info_issuer_chain", "tcb_info",
-            "qe_identity"]
-OPTIONAL = ["pck_crl_issuer_chain", "qe_identity_issuer_chain", "pck_certificate",
-            "pck_signing_chain"]
+REQUIRED = [
+    "root_ca_crl",
+    "pck_crl",
+    "tcb_info_issuer_chain",
+    "tcb_info",
+    "qe_identity",
+]
+OPTIONAL = [
+    "pck_crl_issuer_chain",
+    "qe_identity_issuer_chain",
+    "pck_certificate",
+    "pck_signing_chain",
+]
 
 
 @pytest.mark.parametrize("field", REQUIRED)
@@ -310,14 +324,18 @@ def test_crl_as_der_bytes_and_lf_pem_are_accepted() -> None:
     lf = {f: getattr(collateral, f).replace("\r\n", "\n") for f in OPTIONAL}
     verify_quote(
         case.quote,
-        type("Collateral", (), {
-            **lf,
-            "root_ca_crl": case.read("root_ca_crl.der"),
-            "pck_crl": case.read("pck_crl.der"),
-            "tcb_info_issuer_chain": collateral.tcb_info_issuer_chain + "\x00",
-            "tcb_info": collateral.tcb_info.encode(),
-            "qe_identity": collateral.qe_identity,
-        })(),
+        type(
+            "Collateral",
+            (),
+            {
+                **lf,
+                "root_ca_crl": case.read("root_ca_crl.der"),
+                "pck_crl": case.read("pck_crl.der"),
+                "tcb_info_issuer_chain": collateral.tcb_info_issuer_chain + "\x00",
+                "tcb_info": collateral.tcb_info.encode(),
+                "qe_identity": collateral.qe_identity,
+            },
+        )(),
         at=case.instant,
         trusted_root=case.root_pem.decode(),
     )

@@ -126,8 +126,14 @@ def test_crl_encodings(hierarchy) -> None:
     crl = _crl("PCK CA", keys[1], [])
     der = crl.public_bytes(Encoding.DER)
     pem = crl.public_bytes(Encoding.PEM)
-    for form in (der, pem, pem.decode(), pem.decode().replace("\n", "\r\n"),
-                 der.hex(), der.decode("latin-1")):
+    for form in (
+        der,
+        pem,
+        pem.decode(),
+        pem.decode().replace("\n", "\r\n"),
+        der.hex(),
+        der.decode("latin-1"),
+    ):
         assert pki.load_crl(form, "pck_crl") == crl
     with pytest.raises(CollateralError, match="empty"):
         pki.load_crl("", "pck_crl")
@@ -141,8 +147,12 @@ def test_der_reader() -> None:
     pairs = _der.oid_value_pairs(pair)
     assert list(pairs) == ["1.2.840.113741.1.13.1.4"]
     assert pairs["1.2.840.113741.1.13.1.4"].content == bytes(6)
-    for bad in (b"\x30", b"\x30\x05\x00", b"\x30\x84\x00\x00\x00\x01\x00",
-                b"\x1f\x01\x00"):
+    for bad in (
+        b"\x30",
+        b"\x30\x05\x00",
+        b"\x30\x84\x00\x00\x00\x01\x00",
+        b"\x1f\x01\x00",
+    ):
         with pytest.raises(ValueError):
             _der.read_all(bad)
     with pytest.raises(ValueError, match="negative"):

@@ -28,8 +28,13 @@ def _python39() -> str | None:
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     candidates += sorted(str(p) for p in pyenv_root.glob("versions/3.9*/bin/python3.9"))
     for candidate in candidates:
-        if candidate and subprocess.run([candidate, "-c", "pass"],
-                                        capture_output=True).returncode == 0:
+        if (
+            candidate
+            and subprocess.run(
+                [candidate, "-c", "pass"], capture_output=True
+            ).returncode
+            == 0
+        ):
             return candidate
     return None
 
@@ -38,8 +43,9 @@ def _python39() -> str | None:
 def legacy_python() -> str:
     python39 = _python39()
     if python39 is None:
-        pytest.skip("Python 3.9 is not installed: the published blindai 0.3.0 "
-                    "wheel needs it")
+        pytest.skip(
+            "Python 3.9 is not installed: the published blindai 0.3.0 wheel needs it"
+        )
     venv = CACHE / "blindai-0.3.0-py39"
     python = venv / "bin" / "python"
     if not (venv / ".complete").exists():
@@ -47,7 +53,9 @@ def legacy_python() -> str:
         subprocess.run([python39, "-m", "venv", str(venv)], check=True)
         install = subprocess.run(
             [str(python), "-m", "pip", "install", "--quiet", "blindai==0.3.0"],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if install.returncode != 0:
             pytest.skip(f"cannot install blindai==0.3.0: {install.stderr[-500:]}")
@@ -57,8 +65,11 @@ def legacy_python() -> str:
 
 def run_legacy(python: str, job: dict) -> dict:
     proc = subprocess.run(
-        [python, str(HERE / "legacy_client.py")], input=json.dumps(job),
-        capture_output=True, text=True, timeout=300,
+        [python, str(HERE / "legacy_client.py")],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -69,8 +80,11 @@ def test_published_client_gets_scikit_learn_predictions(
 ):
     _, x_test, _, sk_pred = digits
     job = {
-        **fresh_sim_server.ports, "model": str(digits_model_path), "shape": [1, 64],
-        "dtype": "F32", "dtype_out": "I64",
+        **fresh_sim_server.ports,
+        "model": str(digits_model_path),
+        "shape": [1, 64],
+        "dtype": "F32",
+        "dtype_out": "I64",
         "inputs": [row.tolist() for row in x_test],
     }
     result = run_legacy(legacy_python, job)
@@ -85,8 +99,14 @@ def test_published_client_float_output(legacy_python, fresh_sim_server, tmp_path
     path = tmp_path / "affine.onnx"
     path.write_bytes(affine_model())
     inputs = [[1.0, 2.0, 3.0, 4.0], [0.5, -1.5, 1e-3, 7.25]]
-    job = {**fresh_sim_server.ports, "model": str(path), "shape": [1, 4],
-           "dtype": "F32", "dtype_out": "F32", "inputs": inputs}
+    job = {
+        **fresh_sim_server.ports,
+        "model": str(path),
+        "shape": [1, 4],
+        "dtype": "F32",
+        "dtype_out": "F32",
+        "inputs": inputs,
+    }
     result = run_legacy(legacy_python, job)
     expected = [[2 * v + 1 for v in row] for row in inputs]
     np.testing.assert_allclose(result["outputs"], expected, rtol=1e-6)
@@ -105,8 +125,9 @@ for mod in (securedexchange_pb2, untrusted_pb2, proof_files_pb2):
             for f in desc.fields}
 print(json.dumps(out))
 """
-    proc = subprocess.run([legacy_python, "-c", script], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [legacy_python, "-c", script], capture_output=True, text=True, check=True
+    )
     legacy = json.loads(proc.stdout)
     from blindai.pb import proof_files_pb2, securedexchange_pb2, untrusted_pb2
 
@@ -114,10 +135,14 @@ print(json.dumps(out))
     for mod in (securedexchange_pb2, untrusted_pb2, proof_files_pb2):
         for desc in mod.DESCRIPTOR.message_types_by_name.values():
             ours[desc.full_name] = {
-                f.name: [f.number, f.type,
-                         3 if f.is_repeated else 1,
-                         f.message_type.full_name if f.message_type else None]
-                for f in desc.fields}
+                f.name: [
+                    f.number,
+                    f.type,
+                    3 if f.is_repeated else 1,
+                    f.message_type.full_name if f.message_type else None,
+                ]
+                for f in desc.fields
+            }
     for message, fields in legacy.items():
         assert message in ours, message
         for name, spec in fields.items():

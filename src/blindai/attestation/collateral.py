@@ -67,7 +67,7 @@ def _scan_object(text: str) -> dict[str, str]:
     while text[index] != "}":
         if text[index] != '"':
             raise ValueError(f"expected a member name at offset {index}")
-        key, index = json.decoder.scanstring(text, index + 1)
+        key, index = json.decoder.scanstring(text, index + 1)  # type: ignore[attr-defined]
         index = _skip(text, index)
         if text[index] != ":":
             raise ValueError(f"expected ':' at offset {index}")
@@ -141,9 +141,7 @@ def _hex(obj: dict[str, Any], key: str, size: int, name: str) -> bytes:
     except ValueError:
         value = b""
     if len(value) != size or len(text) != 2 * size:
-        raise CollateralError(
-            f"{name}: {key} {text!r} is not {size} bytes of hex"
-        )
+        raise CollateralError(f"{name}: {key} {text!r} is not {size} bytes of hex")
     return value
 
 

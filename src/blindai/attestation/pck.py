@@ -69,9 +69,7 @@ def _decode(der: bytes) -> PckExtension:
         raise ValueError(f"PCESVN {pce_svn} does not fit 16 bits")
     sgx_type = None
     if _SGX_TYPE in fields:
-        sgx_type = _der.decode_unsigned(
-            _expect(fields, _SGX_TYPE, _der.TAG_ENUMERATED)
-        )
+        sgx_type = _der.decode_unsigned(_expect(fields, _SGX_TYPE, _der.TAG_ENUMERATED))
     return PckExtension(
         tcb=PlatformTcb(components=components, pce_svn=pce_svn),
         cpu_svn=_fixed(tcb_fields, _CPUSVN, 16),

@@ -245,9 +245,7 @@ def _measurement(value: Any, key: str) -> bytes:
     except ValueError:
         digest = b""
     if len(digest) != 32 or len(text) != 64:
-        raise PolicyFormatError(
-            f"policy key {key!r} is {value!r}, not 64 hex digits"
-        )
+        raise PolicyFormatError(f"policy key {key!r} is {value!r}, not 64 hex digits")
     return digest
 
 

@@ -408,9 +408,7 @@ def _claims(
     at: dt.datetime,
     root: x509.Certificate,
 ) -> VerifiedQuote:
-    _, platform = match_platform_level(
-        documents.tcb_info.levels, path.extension.tcb
-    )
+    _, platform = match_platform_level(documents.tcb_info.levels, path.extension.tcb)
     _, qe_level = match_qe_level(
         documents.qe_identity.levels, raw_quote.qe_report.isv_svn
     )

@@ -18,7 +18,11 @@ from blindai.pb import securedexchange_pb2_grpc, untrusted_pb2_grpc
 from blindai.server.config import MIB, ServerConfig
 from blindai.server.errors import StartupError
 from blindai.server.exchange import ExchangeService
-from blindai.server.keys import EnclaveIdentity, TlsIdentity, load_or_create_host_identity
+from blindai.server.keys import (
+    EnclaveIdentity,
+    TlsIdentity,
+    load_or_create_host_identity,
+)
 from blindai.server.metrics import Health, ServerMetrics, attach_attestation_gauges
 from blindai.server.models import ModelStore, terminate_runs
 from blindai.server.untrusted import AttestationService, Platform, SimulationPlatform
@@ -68,8 +72,9 @@ class RunningServer:
             event.wait(max(0.0, deadline - time.monotonic()))
         stopped = terminate_runs()
         if stopped:
-            log.warning("stopped %d inference(s) still running after the grace "
-                        "period", stopped)
+            log.warning(
+                "stopped %d inference(s) still running after the grace period", stopped
+            )
         for event in events:
             event.wait(5)
         close = getattr(self.platform, "close", None)
@@ -85,8 +90,9 @@ def _server(
     interceptors: list[grpc.ServerInterceptor] | None = None,
 ) -> tuple[grpc.Server, object]:
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers,
-                                   thread_name_prefix="rpc"),
+        futures.ThreadPoolExecutor(
+            max_workers=config.workers, thread_name_prefix="rpc"
+        ),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", -1),
@@ -106,8 +112,9 @@ def _bind(server: grpc.Server, creds: object, host: str, port: int) -> int:
     except RuntimeError as exc:
         raise StartupError(f"cannot listen on {address}: {exc}") from None
     if bound == 0:
-        raise StartupError(f"cannot listen on {address} (in use, or not an address "
-                           "of this machine)")
+        raise StartupError(
+            f"cannot listen on {address} (in use, or not an address of this machine)"
+        )
     return bound
 
 
@@ -140,18 +147,34 @@ def start(config: ServerConfig) -> RunningServer:
     health.serving()
     log.info(
         "serving (%s mode): untrusted port %s:%d, attested port %s:%d; host "
-        "certificate %s", platform.mode, config.host, u_port, config.host, a_port,
+        "certificate %s",
+        platform.mode,
+        config.host,
+        u_port,
+        config.host,
+        a_port,
         config.state_dir / "host_server.pem",
     )
     if config.ready_file is not None:
-        _write_ready_file(config.ready_file, config, u_port, a_port, platform.mode,
-                          metrics_port=m_port)
-    return RunningServer(untrusted, attested, u_port, a_port, platform, health,
-                         metrics, m_port)
+        _write_ready_file(
+            config.ready_file,
+            config,
+            u_port,
+            a_port,
+            platform.mode,
+            metrics_port=m_port,
+        )
+    return RunningServer(
+        untrusted, attested, u_port, a_port, platform, health, metrics, m_port
+    )
 
 
 def _write_ready_file(
-    path: Path, config: ServerConfig, u_port: int, a_port: int, mode: str,
+    path: Path,
+    config: ServerConfig,
+    u_port: int,
+    a_port: int,
+    mode: str,
     metrics_port: int | None = None,
 ) -> None:
     info = {
@@ -174,8 +197,11 @@ def serve(config: ServerConfig) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
-        log.info("received %s: stopping (grace period %.0f s)",
-                 signal.Signals(signum).name, config.grace_period)
+        log.info(
+            "received %s: stopping (grace period %.0f s)",
+            signal.Signals(signum).name,
+            config.grace_period,
+        )
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -81,71 +81,153 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--simulation", action="store_true", default=_env_flag("simulation"),
+    add(
+        "--simulation",
+        action="store_true",
+        default=_env_flag("simulation"),
         help="run without an enclave and without attestation (development only: "
-        "NOT SECURE). Without it the server needs an SGX enclave under Gramine.")
-    add("--host", default=_env("host", d.host),
-        help="address to listen on (default %(default)s)")
-    add("--untrusted-port", type=int, default=_env("untrusted_port", d.untrusted_port),
-        help="port of the attestation service (default %(default)s; 0 = any free)")
-    add("--attested-port", type=int, default=_env("attested_port", d.attested_port),
-        help="port of the model service (default %(default)s; 0 = any free)")
-    add("--state-dir", type=Path, default=_env("state_dir", d.state_dir),
+        "NOT SECURE). Without it the server needs an SGX enclave under Gramine.",
+    )
+    add(
+        "--host",
+        default=_env("host", d.host),
+        help="address to listen on (default %(default)s)",
+    )
+    add(
+        "--untrusted-port",
+        type=int,
+        default=_env("untrusted_port", d.untrusted_port),
+        help="port of the attestation service (default %(default)s; 0 = any free)",
+    )
+    add(
+        "--attested-port",
+        type=int,
+        default=_env("attested_port", d.attested_port),
+        help="port of the model service (default %(default)s; 0 = any free)",
+    )
+    add(
+        "--state-dir",
+        type=Path,
+        default=_env("state_dir", d.state_dir),
         help="where host_server.pem (the certificate clients pass as "
-        "`certificate`) and its key are kept (default %(default)s)")
-    add("--max-model-size", type=int, default=_env("max_model_size", d.max_model_size),
-        help="largest model accepted, in bytes (default %(default)s)")
-    add("--max-input-size", type=int, default=_env("max_input_size", d.max_input_size),
-        help="largest input accepted, in bytes (default %(default)s)")
-    add("--log-level", default=_env("log_level", d.log_level),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+        "`certificate`) and its key are kept (default %(default)s)",
+    )
+    add(
+        "--max-model-size",
+        type=int,
+        default=_env("max_model_size", d.max_model_size),
+        help="largest model accepted, in bytes (default %(default)s)",
+    )
+    add(
+        "--max-input-size",
+        type=int,
+        default=_env("max_input_size", d.max_input_size),
+        help="largest input accepted, in bytes (default %(default)s)",
+    )
+    add(
+        "--log-level",
+        default=_env("log_level", d.log_level),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
         help="log level (default %(default)s); logs never hold model bytes, "
-        "inputs, outputs or keys")
-    add("--workers", type=int, default=_env("workers", d.workers),
+        "inputs, outputs or keys",
+    )
+    add(
+        "--workers",
+        type=int,
+        default=_env("workers", d.workers),
         help="threads serving calls, per port: each call in progress (a stream "
         "being received, an inference) holds one; up to 4 x workers more calls "
         "wait, and calls past those are refused with RESOURCE_EXHAUSTED "
-        "(default %(default)s)")
-    add("--max-concurrent-uploads", type=int,
+        "(default %(default)s)",
+    )
+    add(
+        "--max-concurrent-uploads",
+        type=int,
         default=_env("max_concurrent_uploads", d.max_concurrent_uploads),
         help="uploads received at once, each reserving up to --max-model-size "
-        "bytes; more are refused with RESOURCE_EXHAUSTED (default %(default)s)")
-    add("--idle-timeout", type=float, default=_env("idle_timeout", d.idle_timeout),
+        "bytes; more are refused with RESOURCE_EXHAUSTED (default %(default)s)",
+    )
+    add(
+        "--idle-timeout",
+        type=float,
+        default=_env("idle_timeout", d.idle_timeout),
         help="seconds a client may leave an upload or input stream without "
         "sending its next message before the call is cancelled, freeing its "
-        "worker and upload slot (default %(default)s)")
-    add("--inference-threads", type=int,
+        "worker and upload slot (default %(default)s)",
+    )
+    add(
+        "--inference-threads",
+        type=int,
         default=_env("inference_threads", d.inference_threads),
-        help="onnxruntime intra-op threads per inference (default 0 = one per core)")
-    add("--inference-spinning", action="store_true",
+        help="onnxruntime intra-op threads per inference (default 0 = one per core)",
+    )
+    add(
+        "--inference-spinning",
+        action="store_true",
         default=_env_flag("inference_spinning"),
         help="let idle onnxruntime threads busy-wait for work: lower latency "
-        "for one call at a time, less throughput for many (default off)")
-    add("--run-timeout", type=float, default=_env("run_timeout", d.run_timeout),
-        help="seconds after which an inference is stopped (default 0 = no limit)")
-    add("--ready-file", type=Path, default=_env("ready_file", None),
-        help="write the bound ports as JSON to this file once serving")
-    add("--attestation-dir", type=Path,
+        "for one call at a time, less throughput for many (default off)",
+    )
+    add(
+        "--run-timeout",
+        type=float,
+        default=_env("run_timeout", d.run_timeout),
+        help="seconds after which an inference is stopped (default 0 = no limit)",
+    )
+    add(
+        "--ready-file",
+        type=Path,
+        default=_env("ready_file", None),
+        help="write the bound ports as JSON to this file once serving",
+    )
+    add(
+        "--attestation-dir",
+        type=Path,
         default=_env("attestation_dir", d.attestation_dir),
-        help="Gramine's attestation interface (default %(default)s)")
-    add("--pccs-url", default=_env("pccs_url", d.pccs_url),
-        help="provisioning certification caching service (default %(default)s)")
-    add("--pccs-ca", type=Path, default=_env("pccs_ca", None),
-        help="CA certificate (PEM) of a PCCS with a private CA")
-    add("--pccs-api-version", type=int, choices=[3, 4],
+        help="Gramine's attestation interface (default %(default)s)",
+    )
+    add(
+        "--pccs-url",
+        default=_env("pccs_url", d.pccs_url),
+        help="provisioning certification caching service (default %(default)s)",
+    )
+    add(
+        "--pccs-ca",
+        type=Path,
+        default=_env("pccs_ca", None),
+        help="CA certificate (PEM) of a PCCS with a private CA",
+    )
+    add(
+        "--pccs-api-version",
+        type=int,
+        choices=[3, 4],
         default=_env("pccs_api_version", d.pccs_api_version),
         help="PCS API version: 3 serves TCB info v2 (what published 0.3 clients "
-        "read), 4 serves TCB info v3 (default %(default)s)")
-    add("--grace-period", type=float, default=_env("grace_period", d.grace_period),
-        help="seconds given to calls in flight on SIGTERM (default %(default)s)")
-    add("--model-dir", type=_optional_path, default=_env("model_dir", d.model_dir),
+        "read), 4 serves TCB info v3 (default %(default)s)",
+    )
+    add(
+        "--grace-period",
+        type=float,
+        default=_env("grace_period", d.grace_period),
+        help="seconds given to calls in flight on SIGTERM (default %(default)s)",
+    )
+    add(
+        "--model-dir",
+        type=_optional_path,
+        default=_env("model_dir", d.model_dir),
         help="private in-memory directory (tmpfs) where an upload is written, "
         "0600, while onnxruntime loads it, then deleted; under Gramine it MUST be "
         "an in-enclave tmpfs mount, never host-visible storage. 'none' holds "
-        "uploads in memory (default %(default)s)")
-    add("--metrics-port", type=int, default=_env("metrics_port", None),
+        "uploads in memory (default %(default)s)",
+    )
+    add(
+        "--metrics-port",
+        type=int,
+        default=_env("metrics_port", None),
         help="serve Prometheus metrics over HTTP on --host at this port "
-        "(default: off; 0 = any free port)")
+        "(default: off; 0 = any free port)",
+    )
     return parser
 
 
@@ -170,8 +252,12 @@ def _check(config: ServerConfig) -> list[str]:
         problems.append(f"--metrics-port {config.metrics_port} is not a port")
     if config.untrusted_port == config.attested_port != 0:
         problems.append("the two ports must differ")
-    for name in ("max_model_size", "max_input_size", "workers",
-                 "max_concurrent_uploads"):
+    for name in (
+        "max_model_size",
+        "max_input_size",
+        "workers",
+        "max_concurrent_uploads",
+    ):
         if getattr(config, name) <= 0:
             problems.append(f"--{name.replace('_', '-')} must be positive")
     if config.idle_timeout <= 0:

@@ -63,10 +63,13 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                 )
             try:
                 first, data = self._receive_model(
-                    self._watchdog.watch(request_iterator, context))
+                    self._watchdog.watch(request_iterator, context)
+                )
                 try:
                     model = load_model(
-                        data, list(first.input_fact), first.datum,
+                        data,
+                        list(first.input_fact),
+                        first.datum,
                         first.datum_output,
                         inference_threads=self._config.inference_threads,
                         spinning=self._config.inference_spinning,
@@ -82,8 +85,12 @@ class ExchangeService(pb_grpc.ExchangeServicer):
         self._store.replace(model)
         log.info(
             "model loaded: %d bytes, sha256 %s, input %s %s, output %s, %.0f ms",
-            model.size, model.model_hash.hex(), model.datum.name, list(model.shape),
-            model.datum_output.name, (time.perf_counter() - started) * 1e3,
+            model.size,
+            model.model_hash.hex(),
+            model.datum.name,
+            list(model.shape),
+            model.datum_output.name,
+            (time.perf_counter() - started) * 1e3,
         )
         payload = pb.Payload(
             header=_header(),
@@ -91,8 +98,9 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                 model_hash=model.model_hash, input_fact=list(model.shape)
             ),
         ).SerializeToString()
-        return pb.SendModelReply(payload=payload, signature=self._sign(first.sign,
-                                                                       payload))
+        return pb.SendModelReply(
+            payload=payload, signature=self._sign(first.sign, payload)
+        )
 
     def _receive_model(
         self, requests: Iterator[pb.SendModelRequest]
@@ -105,8 +113,9 @@ class ExchangeService(pb_grpc.ExchangeServicer):
         # The limit comes first, whatever else is wrong with the request.
         if length > limit or len(first.data) > limit:
             size = max(length, len(first.data))
-            raise exhausted(f"the model is {size} bytes; this server accepts at "
-                            f"most {limit}")
+            raise exhausted(
+                f"the model is {size} bytes; this server accepts at most {limit}"
+            )
         if length == 0:
             raise invalid("the upload declared a length of 0 bytes")
         writer = upload.ModelWriter(length, self._config.model_dir)
@@ -116,14 +125,18 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                 end = writer.received + len(chunk)
                 if end > length:
                     if end > limit:
-                        raise exhausted(f"the model exceeds this server's limit of "
-                                        f"{limit} bytes")
-                    raise invalid(f"more model bytes arrived than the declared "
-                                  f"length of {length}")
+                        raise exhausted(
+                            f"the model exceeds this server's limit of {limit} bytes"
+                        )
+                    raise invalid(
+                        f"more model bytes arrived than the declared length of {length}"
+                    )
                 writer.write(chunk)
             if writer.received != length:
-                raise invalid(f"the upload ended after {writer.received} of the "
-                              f"declared {length} bytes")
+                raise invalid(
+                    f"the upload ended after {writer.received} of the "
+                    f"declared {length} bytes"
+                )
         except BaseException:
             writer.abort()
             raise
@@ -144,16 +157,18 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                 )
             received = inputs.receive(
                 self._watchdog.watch(request_iterator, context),
-                self._config.max_input_size)
+                self._config.max_input_size,
+            )
             array = inputs.to_model_array(received, model)
-            output = model.run(array, timeout=self._config.run_timeout,
-                               on_end=context.add_callback)
+            output = model.run(
+                array, timeout=self._config.run_timeout, on_end=context.add_callback
+            )
             out_bytes = encode_array(_as_type(output, model.datum_output))
             payload = pb.Payload(
                 header=_header(),
                 run_model_payload=pb.RunModelPayload(
                     output=out_bytes,
-                    datum_output=int(model.datum_output),
+                    datum_output=model.datum_output.value,
                     model_hash=model.model_hash,
                     output_shape=list(output.shape),
                     **received.commitments(),  # type: ignore[arg-type]
@@ -164,12 +179,17 @@ class ExchangeService(pb_grpc.ExchangeServicer):
             inputs.check_reply_size(len(payload) + 100, limit)
         except RequestError as err:
             return _abort(context, "RunModel", err)
-        log.info("run: %d input bytes (%s), %d output bytes, %.1f ms",
-                 len(received.raw), "tensor" if received.tensor else "CBOR",
-                 len(out_bytes), (time.perf_counter() - started) * 1e3)
+        log.info(
+            "run: %d input bytes (%s), %d output bytes, %.1f ms",
+            len(received.raw),
+            "tensor" if received.tensor else "CBOR",
+            len(out_bytes),
+            (time.perf_counter() - started) * 1e3,
+        )
         first = received.first
-        return pb.RunModelReply(payload=payload, signature=self._sign(first.sign,
-                                                                      payload))
+        return pb.RunModelReply(
+            payload=payload, signature=self._sign(first.sign, payload)
+        )
 
     def _sign(self, requested: bool, payload: bytes) -> bytes:
         return self._identity.sign(payload) if requested else b""

@@ -68,11 +68,11 @@ def _receive_cbor(
         # The limit comes first, whatever else is wrong with the request.
         total += len(request.input) + len(request.tensor_data)
         if total > limit:
-            raise _exhausted(f"the input exceeds this server's limit of {limit} "
-                             "bytes")
+            raise _exhausted(f"the input exceeds this server's limit of {limit} bytes")
         if request.tensor_data:
-            raise invalid("tensor_data arrived without a tensor description on "
-                          "the first message")
+            raise invalid(
+                "tensor_data arrived without a tensor description on the first message"
+            )
         parts.append(request.input)
     if total == 0:
         raise invalid("the input is empty")
@@ -93,11 +93,12 @@ def _receive_tensor(
         chunk = request.tensor_data
         end = received + len(chunk)
         if end > limit:
-            raise _exhausted(f"the input exceeds this server's limit of {limit} "
-                             "bytes")
+            raise _exhausted(f"the input exceeds this server's limit of {limit} bytes")
         if end > length:
-            raise invalid(f"more tensor bytes arrived than the {length} its "
-                          f"shape {list(tensor.shape)} declares")
+            raise invalid(
+                f"more tensor bytes arrived than the {length} its "
+                f"shape {list(tensor.shape)} declares"
+            )
         buffer[received:end] = chunk
         received = end
     if received != length:
@@ -111,18 +112,21 @@ def _tensor_length(tensor: pb.TensorInfo, limit: int) -> int:
     except ValueError:
         raise invalid(f"unknown tensor element type {tensor.datum}") from None
     if len(tensor.shape) > MAX_RANK:
-        raise invalid(f"the tensor has {len(tensor.shape)} dimensions; at most "
-                      f"{MAX_RANK} are allowed")
+        raise invalid(
+            f"the tensor has {len(tensor.shape)} dimensions; at most "
+            f"{MAX_RANK} are allowed"
+        )
     length = datum.numpy_dtype.itemsize
     for dim in tensor.shape:
         if dim < 0:
-            raise invalid(f"tensor shape {list(tensor.shape)} has a negative "
-                          "dimension")
+            raise invalid(f"tensor shape {list(tensor.shape)} has a negative dimension")
         length *= dim
         # Checked at each step: the product of 16 int64 dimensions is unbounded.
         if length > limit:
-            raise _exhausted(f"the tensor {list(tensor.shape)} of {datum.name} "
-                             f"exceeds this server's input limit of {limit} bytes")
+            raise _exhausted(
+                f"the tensor {list(tensor.shape)} of {datum.name} "
+                f"exceeds this server's input limit of {limit} bytes"
+            )
     return length
 
 
@@ -147,21 +151,26 @@ def to_model_array(received: ReceivedInput, model: LoadedModel) -> np.ndarray:
     return array.reshape(model.shape)
 
 
-def _convert(raw: bytes | bytearray, tensor: pb.TensorInfo,
-             target: ModelDatumType) -> np.ndarray:
+def _convert(
+    raw: bytes | bytearray, tensor: pb.TensorInfo, target: ModelDatumType
+) -> np.ndarray:
     sent = ModelDatumType(tensor.datum)
     array = np.frombuffer(raw, dtype=sent.numpy_dtype)
     if sent == target:
         return array
     if sent.is_float and not target.is_float:
-        raise invalid(f"the input tensor is {sent.name} but the model takes "
-                      f"{target.name}: floats are not truncated to integers")
+        raise invalid(
+            f"the input tensor is {sent.name} but the model takes "
+            f"{target.name}: floats are not truncated to integers"
+        )
     if not sent.is_float and not target.is_float and array.size:
         info = np.iinfo(target.numpy_dtype)
         low, high = int(array.min()), int(array.max())
         if low < info.min or high > info.max:
-            raise invalid(f"the input tensor is {sent.name} with values from "
-                          f"{low} to {high}; the model takes {target.name}")
+            raise invalid(
+                f"the input tensor is {sent.name} with values from "
+                f"{low} to {high}; the model takes {target.name}"
+            )
     if sent.is_float and target.is_float:
         try:
             return narrow_floats(array, target)
@@ -201,11 +210,18 @@ def _exhausted(message: str) -> RequestError:
     return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
 
-def _chain(first: pb.RunModelRequest,
-           rest: Iterator[pb.RunModelRequest]) -> Iterator[pb.RunModelRequest]:
+def _chain(
+    first: pb.RunModelRequest, rest: Iterator[pb.RunModelRequest]
+) -> Iterator[pb.RunModelRequest]:
     yield first
     yield from rest
 
 
-__all__ = ["LARGE_REPLY_KEY", "ReceivedInput", "check_reply_size", "receive",
-           "reply_limit", "to_model_array"]
+__all__ = [
+    "LARGE_REPLY_KEY",
+    "ReceivedInput",
+    "check_reply_size",
+    "receive",
+    "reply_limit",
+    "to_model_array",
+]

@@ -54,8 +54,10 @@ class LocalServer:
     @property
     def ports(self) -> dict[str, int]:
         """``untrusted_port`` and ``attested_port``, as ``connect_server`` takes."""
-        return {"untrusted_port": self.untrusted_port,
-                "attested_port": self.attested_port}
+        return {
+            "untrusted_port": self.untrusted_port,
+            "attested_port": self.attested_port,
+        }
 
     @property
     def host_certificate(self) -> Path:
@@ -63,14 +65,24 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         command = [
-            sys.executable, "-m", "blindai.server",
-            "--host", "127.0.0.1", "--untrusted-port", "0", "--attested-port", "0",
-            "--state-dir", str(self.state_dir), "--ready-file", str(self._ready),
+            sys.executable,
+            "-m",
+            "blindai.server",
+            "--host",
+            "127.0.0.1",
+            "--untrusted-port",
+            "0",
+            "--attested-port",
+            "0",
+            "--state-dir",
+            str(self.state_dir),
+            "--ready-file",
+            str(self._ready),
             *self._args,
         ]
         env = dict(os.environ if self._env is None else self._env)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and args)
             command, stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
         deadline = time.monotonic() + self._timeout
@@ -82,8 +94,9 @@ class LocalServer:
                 )
             if time.monotonic() > deadline:
                 self.stop()
-                raise TimeoutError(f"blindai-server did not start within "
-                                   f"{self._timeout:.0f} s")
+                raise TimeoutError(
+                    f"blindai-server did not start within {self._timeout:.0f} s"
+                )
             time.sleep(0.05)
         self.info = json.loads(self._ready.read_text())
         return self

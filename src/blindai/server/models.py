@@ -71,7 +71,10 @@ class LoadedModel:
         return math.prod(self.shape)
 
     def run(
-        self, array: np.ndarray, *, timeout: float = 0.0,
+        self,
+        array: np.ndarray,
+        *,
+        timeout: float = 0.0,
         on_end: Callable[[Callable[[], None]], object] | None = None,
     ) -> np.ndarray:
         """Run on ``array`` (already of the model's shape and type).
@@ -91,12 +94,14 @@ class LoadedModel:
             timer.start()
         started = time.perf_counter()
         try:
-            (out,) = self.session.run([self.output_name], {self.input_name: array},
-                                      run_options=options)
-        except Exception as exc:
+            (out,) = self.session.run(
+                [self.output_name], {self.input_name: array}, run_options=options
+            )
+        except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own types)
             if _SHUTDOWN.is_set():
-                raise RequestError(grpc.StatusCode.UNAVAILABLE,
-                                   "the server is shutting down") from None
+                raise RequestError(
+                    grpc.StatusCode.UNAVAILABLE, "the server is shutting down"
+                ) from None
             if options.terminate:
                 raise RequestError(
                     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -155,8 +160,9 @@ class ModelStore:
             self._model = model
 
 
-def session_options(inference_threads: int, spinning: bool = False
-                    ) -> ort.SessionOptions:
+def session_options(
+    inference_threads: int, spinning: bool = False
+) -> ort.SessionOptions:
     """onnxruntime settings of every session: ``inference_threads`` intra-op
     threads (0 = one per core), one inter-op thread, and no busy-waiting by
     idle threads unless ``spinning``: with several calls at once on few cores,
@@ -164,10 +170,12 @@ def session_options(inference_threads: int, spinning: bool = False
     ``make bench``, see benchmarks/README.md)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = inference_threads
-    options.add_session_config_entry("session.intra_op.allow_spinning",
-                                     "1" if spinning else "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning",
-                                     "1" if spinning else "0")
+    options.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if spinning else "0"
+    )
+    options.add_session_config_entry(
+        "session.inter_op.allow_spinning", "1" if spinning else "0"
+    )
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = _ORT_SILENT
@@ -175,8 +183,13 @@ def session_options(inference_threads: int, spinning: bool = False
 
 
 def load_model(
-    data: bytes | ReceivedModel, spec_shape: list[int], datum: int, datum_output: int,
-    *, inference_threads: int = 0, max_elements: int | None = None,
+    data: bytes | ReceivedModel,
+    spec_shape: list[int],
+    datum: int,
+    datum_output: int,
+    *,
+    inference_threads: int = 0,
+    max_elements: int | None = None,
     spinning: bool = False,
 ) -> LoadedModel:
     """Check and load a model; raises :class:`RequestError` with the reason.
@@ -190,16 +203,21 @@ def load_model(
     check_no_external_data(source)
     try:
         options = session_options(inference_threads, spinning)
-        session = upload.create_session(source, lambda onnx: ort.InferenceSession(
-            onnx, sess_options=options, providers=["CPUExecutionProvider"]))
-    except Exception as exc:
+        session = upload.create_session(
+            source,
+            lambda onnx: ort.InferenceSession(
+                onnx, sess_options=options, providers=["CPUExecutionProvider"]
+            ),
+        )
+    except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own types)
         log.info("model rejected by onnxruntime: %s", type(exc).__name__)
         raise invalid(f"the model could not be loaded: {_short(exc)}") from None
     inputs = session.get_inputs()
     if len(inputs) != 1:
         names = ", ".join(i.name for i in inputs)
-        raise invalid(f"the model must have exactly one input; it has "
-                      f"{len(inputs)} ({names})")
+        raise invalid(
+            f"the model must have exactly one input; it has {len(inputs)} ({names})"
+        )
     model_in = inputs[0]
     model_out = session.get_outputs()[0]
     _check_type(model_in.type, in_type, "input", "dtype")
@@ -267,21 +285,28 @@ def _check_element_count(shape: tuple[int, ...], max_elements: int) -> None:
 
 def _resolve(declared: list[int], model_shape: list[Any]) -> tuple[int, ...]:
     if len(declared) > MAX_RANK:
-        raise invalid(f"the input shape has {len(declared)} dimensions; at most "
-                      f"{MAX_RANK} are allowed")
+        raise invalid(
+            f"the input shape has {len(declared)} dimensions; at most "
+            f"{MAX_RANK} are allowed"
+        )
     for dim in declared:
         if dim <= 0:
-            raise invalid(f"input shape {list(declared)} has a dimension that is "
-                          "not positive")
+            raise invalid(
+                f"input shape {list(declared)} has a dimension that is not positive"
+            )
     if not declared:
         return _shape_from_model(model_shape)
     if len(declared) != len(model_shape):
-        raise invalid(f"input shape {list(declared)} has {len(declared)} dimensions "
-                      f"but the model's input has {len(model_shape)} ({model_shape})")
+        raise invalid(
+            f"input shape {list(declared)} has {len(declared)} dimensions "
+            f"but the model's input has {len(model_shape)} ({model_shape})"
+        )
     for dim, model_dim in zip(declared, model_shape, strict=True):
         if isinstance(model_dim, int) and model_dim > 0 and dim != model_dim:
-            raise invalid(f"input shape {list(declared)} does not fit the model's "
-                          f"input shape {model_shape}")
+            raise invalid(
+                f"input shape {list(declared)} does not fit the model's "
+                f"input shape {model_shape}"
+            )
     return tuple(declared)
 
 
@@ -293,16 +318,21 @@ def _shape_from_model(model_shape: list[Any]) -> tuple[int, ...]:
         elif index == 0:
             shape.append(1)
         else:
-            raise invalid(f"the model's input shape {model_shape} has a symbolic "
-                          f"dimension {dim!r}; send the input shape with the upload")
+            raise invalid(
+                f"the model's input shape {model_shape} has a symbolic "
+                f"dimension {dim!r}; send the input shape with the upload"
+            )
     return tuple(shape)
 
 
 def check_no_external_data(data: bytes | ReceivedModel) -> None:
     """Refuse models whose tensors name external files: a model may not read the
     server's files. Reads only the protobuf's headers (no ``ModelProto`` copy)."""
-    source = data if isinstance(data, ReceivedModel) else ReceivedModel(
-        b"", len(data), data=data)
+    source = (
+        data
+        if isinstance(data, ReceivedModel)
+        else ReceivedModel(b"", len(data), data=data)
+    )
     try:
         upload.check_no_external_data(source)
     except upload.ModelFormatError as exc:

@@ -120,8 +120,9 @@ class ModelWriter:
     def finish(self) -> ReceivedModel:
         if self._file is not None:
             self._file.close()
-        return ReceivedModel(self._hash.digest(), self.received, self._path,
-                             self._buffer)
+        return ReceivedModel(
+            self._hash.digest(), self.received, self._path, self._buffer
+        )
 
     def abort(self) -> None:
         if self._file is not None:
@@ -157,8 +158,12 @@ def create_session(model: ReceivedModel, create: Callable[[str | bytes], T]) -> 
         os.mkfifo(fifo, 0o600)
     except OSError:
         return create(str(model.path))
-    pump = threading.Thread(target=_pump, args=(model.path, fifo, model.size),
-                            name="model-pipe", daemon=True)
+    pump = threading.Thread(
+        target=_pump,
+        args=(model.path, fifo, model.size),
+        name="model-pipe",
+        daemon=True,
+    )
     pump.start()
     try:
         return create(str(fifo))
@@ -281,8 +286,10 @@ def _check_tensor(tensor: memoryview) -> None:
         elif number == _TENSOR_DATA_LOCATION and value == _EXTERNAL:
             external = True
     if external:
-        raise invalid(f"the model's tensor {name!r} refers to external data; "
-                      "models must be self-contained")
+        raise invalid(
+            f"the model's tensor {name!r} refers to external data; "
+            "models must be self-contained"
+        )
 
 
 def _fields(
