@@ -20,6 +20,7 @@ from blindai.pb import securedexchange_pb2 as pb
 from blindai.pb import securedexchange_pb2_grpc as pb_grpc
 from blindai.server import inputs, upload
 from blindai.server.config import ServerConfig
+from blindai.server.guard import guarded
 from blindai.server.keys import EnclaveIdentity
 from blindai.server.models import (
     ModelStore,
@@ -51,6 +52,7 @@ class ExchangeService(pb_grpc.ExchangeServicer):
 
     # --- SendModel -------------------------------------------------------------
 
+    @guarded
     def SendModel(  # noqa: N802 (gRPC method name)
         self, request_iterator: Iterator[pb.SendModelRequest], context: Any
     ) -> pb.SendModelReply:
@@ -144,8 +146,23 @@ class ExchangeService(pb_grpc.ExchangeServicer):
 
     # --- RunModel --------------------------------------------------------------
 
+    @guarded
     def RunModel(  # noqa: N802 (gRPC method name)
         self, request_iterator: Iterator[pb.RunModelRequest], context: Any
+    ) -> pb.RunModelReply:
+        requests = self._watchdog.watch(request_iterator, context)
+        return self._run(requests, context, "RunModel")
+
+    @guarded
+    def RunModelUnary(  # noqa: N802 (gRPC method name)
+        self, request: pb.RunModelRequest, context: Any
+    ) -> pb.RunModelReply:
+        """RunModel with the whole input in one message ("unary-run-v1"): a
+        stream of one, with the same checks and the same reply."""
+        return self._run(iter((request,)), context, "RunModelUnary")
+
+    def _run(
+        self, requests: Iterator[pb.RunModelRequest], context: Any, rpc: str
     ) -> pb.RunModelReply:
         started = time.perf_counter()
         model = self._store.current
@@ -155,10 +172,7 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     "no model has been uploaded yet; call upload_model first",
                 )
-            received = inputs.receive(
-                self._watchdog.watch(request_iterator, context),
-                self._config.max_input_size,
-            )
+            received = inputs.receive(requests, self._config.max_input_size)
             array = inputs.to_model_array(received, model)
             output = model.run(
                 array, timeout=self._config.run_timeout, on_end=context.add_callback
@@ -178,7 +192,7 @@ class ExchangeService(pb_grpc.ExchangeServicer):
             limit = inputs.reply_limit(received, context.invocation_metadata())
             inputs.check_reply_size(len(payload) + 100, limit)
         except RequestError as err:
-            return _abort(context, "RunModel", err)
+            return _abort(context, rpc, err)
         log.info(
             "run: %d input bytes (%s), %d output bytes, %.1f ms",
             len(received.raw),

@@ -14,6 +14,7 @@ import grpc
 
 from blindai.pb import untrusted_pb2 as pb
 from blindai.pb import untrusted_pb2_grpc as pb_grpc
+from blindai.server.guard import guarded
 from blindai.version import PROTOCOL_VERSION, __version__
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class AttestationService(pb_grpc.AttestationServicer):
         self._platform = platform
         self._cert = enclave_cert_der
 
+    @guarded
     def GetServerInfo(self, request: Any, context: Any) -> pb.GetServerInfoReply:  # noqa: N802
         return pb.GetServerInfoReply(
             version=PROTOCOL_VERSION,
@@ -72,9 +74,11 @@ class AttestationService(pb_grpc.AttestationServicer):
             mode=self._platform.mode,
         )
 
+    @guarded
     def GetCertificate(self, request: Any, context: Any) -> pb.GetCertificateReply:  # noqa: N802
         return pb.GetCertificateReply(enclave_tls_certificate=self._cert)
 
+    @guarded
     def GetSgxQuoteWithCollateral(  # noqa: N802
         self, request: Any, context: Any
     ) -> pb.GetSgxQuoteWithCollateralReply:
@@ -85,5 +89,6 @@ class AttestationService(pb_grpc.AttestationServicer):
             context.abort(err.code, err.message)
             raise AssertionError("unreachable") from None
 
+    @guarded
     def GetToken(self, request: Any, context: Any) -> pb.GetTokenReply:  # noqa: N802
         return pb.GetTokenReply(token="")
