@@ -87,3 +87,8 @@ def test_host_key_is_private(sim_server):
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert b"PRIVATE KEY" not in sim_server.host_certificate.read_bytes()
     assert not list(sim_server.state_dir.glob("*enclave*"))
+
+
+def test_inferences_are_bounded_by_default():
+    """Published 0.3 clients send no deadline: the server must bound runs itself."""
+    assert 0 < parse_args([]).run_timeout <= 600

@@ -32,7 +32,7 @@ class ServerConfig:
     max_concurrent_uploads: int = 2
     inference_threads: int = 0
     inference_spinning: bool = False
-    run_timeout: float = 0.0
+    run_timeout: float = 300.0
     ready_file: Path | None = None
     attestation_dir: Path = Path("/dev/attestation")
     pccs_url: str = "https://localhost:8081"
@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-timeout",
         type=float,
         default=_env("run_timeout", d.run_timeout),
-        help="seconds after which an inference is stopped (default 0 = no limit)",
+        help="seconds after which an inference is stopped, so that no model can "
+        "hold a worker for ever (default %(default)s; 0 = no limit)",
     )
     add(
         "--ready-file",
