@@ -20,7 +20,7 @@ from blindai.server.enclave import (
     GramineAttestation,
     report_data_for_certificate,
 )
-from blindai.server.pccs import PccsClient
+from blindai.server.pccs import PccsClient, PccsError
 from blindai.server.untrusted import AttestationUnavailable
 
 pytestmark = pytest.mark.sgx_sim
@@ -198,3 +198,43 @@ def test_dcap_platform_refuses_to_start_outside_an_enclave(tmp_path: Path) -> No
     client = PccsClient("https://127.0.0.1:9")
     with pytest.raises(EnclaveUnavailable, match="--simulation"):
         DcapPlatform.start(GramineAttestation(tmp_path), client, b"c")
+
+
+def test_dcap_platform_publishes_its_attestation_state(
+    device: FakeAttestationDir, platform: SgxPlatform
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from blindai.server.metrics import AttestationGauges
+
+    registry = CollectorRegistry()
+    gauges = AttestationGauges(registry)
+    with FakePccs(platform) as pccs:
+        client = PccsClient(pccs.url, ca_file=pccs.ca_file, timeout=5)
+        server = DcapPlatform.start(GramineAttestation(device.path), client, b"c")
+        try:
+            server.set_attestation_gauges(gauges, trusted_root=platform.root_pem)
+            status = registry.get_sample_value(
+                "blindai_attestation_tcb_status", {"status": "UpToDate"}
+            )
+            expiry = registry.get_sample_value(
+                "blindai_attestation_collateral_expiry_timestamp_seconds"
+            )
+            # Against Intel's root the test platform's quote cannot verify: the
+            # failed self-check is counted, and no status is claimed.
+            server.set_attestation_gauges(gauges)
+            pccs.mode = "503"
+            with pytest.raises(PccsError, match="503"):
+                server._cache.refresh()
+        finally:
+            server.close()
+    assert status == 1
+    assert expiry == (platform.at + platform.validity).timestamp()
+    failures = {
+        s.labels["error"]: s.value
+        for metric in registry.collect()
+        for s in metric.samples
+        if s.name == "blindai_attestation_refresh_failures_total"
+    }
+    assert failures.get("self-check CollateralError") == 1
+    assert failures.get("PccsError") == 1

@@ -19,9 +19,12 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import grpc
 
+from blindai.attestation import verify_quote
+from blindai.errors import AttestationError
 from blindai.pb import untrusted_pb2
 from blindai.server.pccs import (
     CollateralCache,
@@ -232,3 +235,34 @@ class DcapPlatform:
     def close(self) -> None:
         """Stop refreshing the collateral."""
         self._cache.stop()
+
+    def set_attestation_gauges(
+        self, gauges: Any, trusted_root: bytes | None = None
+    ) -> None:
+        """Publish the attestation state after every collateral refresh.
+
+        The server checks its own quote against each new collateral (with
+        Intel's root unless ``trusted_root`` is given) to learn its TCB status;
+        a check that fails is counted as a failure and names no status.
+        """
+
+        def refreshed(collateral: untrusted_pb2.SgxCollateral) -> None:
+            try:
+                verified = verify_quote(
+                    self._quote, collateral, trusted_root=trusted_root
+                )
+            except AttestationError as exc:
+                log.warning("the server's own quote does not verify: %s", exc)
+                gauges.record_failure(f"self-check {type(exc).__name__}")
+                return
+            gauges.record_refresh(
+                tcb_status=str(verified.tcb_status),
+                advisory_ids=verified.advisory_ids,
+                collateral_expires=verified.collateral_expires,
+            )
+
+        self._cache.on_refresh = refreshed
+        self._cache.on_failure = gauges.record_failure
+        current = self._cache.current
+        if current is not None:
+            refreshed(current)

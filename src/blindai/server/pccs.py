@@ -337,6 +337,16 @@ class CollateralCache:
         self._failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Called with the fresh collateral after each successful refresh.
+        self.on_refresh: Callable[[untrusted_pb2.SgxCollateral], None] | None = None
+        #: Called with the error after each failed refresh.
+        self.on_failure: Callable[[BaseException], None] | None = None
+
+    @property
+    def current(self) -> untrusted_pb2.SgxCollateral | None:
+        """The cached collateral, valid or not (None before the first fetch)."""
+        with self._state_lock:
+            return self._current
 
     @property
     def expires_at(self) -> dt.datetime | None:
@@ -368,23 +378,33 @@ class CollateralCache:
         and the cached one is kept.
         """
         with self._refresh_lock:
-            fresh = self._client.fetch_collateral(self._quote)
             try:
-                expires = collateral_expiry(fresh)
-            except ValueError as exc:
-                raise PccsError(
-                    f"the PCCS served unreadable collateral: {exc}"
-                ) from exc
-            now = self._clock()
-            if expires <= now:
-                raise PccsError(
-                    "the PCCS served collateral that expired at "
-                    f"{expires:%Y-%m-%dT%H:%M:%SZ}"
-                )
-            with self._state_lock:
-                self._current, self._expires = fresh, expires
-            log.debug("attestation collateral refreshed, valid until %s", expires)
+                fresh = self._fetch_checked()
+            except PccsError as exc:
+                if self.on_failure is not None:
+                    self.on_failure(exc)
+                raise
+            if self.on_refresh is not None:
+                self.on_refresh(fresh)
             return fresh
+
+    def _fetch_checked(self) -> untrusted_pb2.SgxCollateral:
+        """Fetch, check the expiry and keep the collateral (lock held)."""
+        fresh = self._client.fetch_collateral(self._quote)
+        try:
+            expires = collateral_expiry(fresh)
+        except ValueError as exc:
+            raise PccsError(f"the PCCS served unreadable collateral: {exc}") from exc
+        now = self._clock()
+        if expires <= now:
+            raise PccsError(
+                "the PCCS served collateral that expired at "
+                f"{expires:%Y-%m-%dT%H:%M:%SZ}"
+            )
+        with self._state_lock:
+            self._current, self._expires = fresh, expires
+        log.debug("attestation collateral refreshed, valid until %s", expires)
+        return fresh
 
     def start(self) -> None:
         """Start the background refresher (a daemon thread)."""
