@@ -158,3 +158,20 @@ def test_uploads_load_from_the_model_dir_and_leave_nothing_behind(tmp_path, mode
             with pytest.raises(ConnectionError, match="external data"):
                 client.upload_model(_initializer_model(), shape=(1, 2))
         assert list(tmp_path.iterdir()) == []
+
+
+def test_model_loads_from_its_file_when_pipes_are_not_allowed(tmp_path):
+    """Hardware mode loads from the in-enclave tmpfs file, never via a pipe."""
+    from models import affine_model
+
+    from blindai.server import upload
+
+    data = affine_model()
+    writer = upload.ModelWriter(len(data), tmp_path)
+    writer.write(data)
+    received = writer.finish()
+    seen = []
+    upload.create_session(received, seen.append, use_pipe=False)
+    received.discard()
+    assert seen == [str(received.path)]
+    assert not list(tmp_path.iterdir())

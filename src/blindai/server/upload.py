@@ -141,7 +141,9 @@ _PIPE_CHUNK = 1024 * 1024
 _F_SETPIPE_SZ = 1031
 
 
-def create_session(model: ReceivedModel, create: Callable[[str | bytes], T]) -> T:
+def create_session(
+    model: ReceivedModel, create: Callable[[str | bytes], T], *, use_pipe: bool = True
+) -> T:
     """``create(source)`` with the model's path (or bytes), fed through a pipe.
 
     onnxruntime first parses the whole file into a ``ModelProto``, then copies
@@ -149,10 +151,14 @@ def create_session(model: ReceivedModel, create: Callable[[str | bytes], T]) -> 
     parsed model and the tensors are all alive at the peak (three times the
     model). Given a named pipe instead, a thread copies the file into it and
     frees each part of the file once written, so the peak holds two copies.
-    Where named pipes cannot be made (some library OSes), the path is used.
+    Where named pipes cannot be made (some library OSes), or with ``use_pipe``
+    false, the path is used. Hardware mode never uses the pipe: a library OS may
+    carry pipe data through the host, and model bytes must stay in the enclave.
     """
     if model.path is None:
         return create(model.onnx_source)
+    if not use_pipe:
+        return create(str(model.path))
     fifo = model.path.with_suffix(".fifo")
     try:
         os.mkfifo(fifo, 0o600)
