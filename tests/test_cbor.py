@@ -37,6 +37,8 @@ def test_float_lists_encode_as_cbor2(values):
 @given(st.one_of(st.lists(INT64, max_size=80), st.lists(UINT64, max_size=80)))
 def test_int_lists_encode_as_cbor2(values):
     assert encode_list(values) == cbor2.dumps(values)
+    dtype = np.uint64 if any(v >= 2**63 for v in values) else np.int64
+    assert encode_ints(np.array(values, dtype=dtype)) == cbor2.dumps(values)
 
 
 @pytest.mark.parametrize(
@@ -65,9 +67,12 @@ def test_integer_size_boundaries_encode_as_cbor2(edge):
         "<u8",
     ],
 )
-def test_arrays_encode_as_cbor2_of_tolist(dtype):
+@pytest.mark.parametrize("size", [8 * 64, 8 * 1024], ids=["cbor2", "vectorised"])
+def test_arrays_encode_as_cbor2_of_tolist(dtype, size):
+    # Small arrays go through cbor2 itself; larger ones through the vectorised
+    # encoder, which must write the same bytes.
     rng = np.random.default_rng(7)
-    raw = rng.integers(0, 256, size=8 * 64, dtype=np.uint8).tobytes()
+    raw = rng.integers(0, 256, size=size, dtype=np.uint8).tobytes()
     array = np.frombuffer(raw, dtype=dtype).reshape(4, -1)
     expected = cbor2.dumps(array.ravel().tolist())
     assert encode_array(array) == expected
@@ -146,6 +151,20 @@ def test_float_for_an_integer_model_names_the_element():
 def test_output_decoding_matches_cbor2():
     for values in ([1.5, math.inf], [1, -5, 2**63 - 1], [1, 2.5], [2**64 - 1], []):
         assert decode_output(cbor2.dumps(values)) == cbor2.loads(cbor2.dumps(values))
+
+
+def test_long_output_decoding_matches_cbor2():
+    # Past 8 KiB the vectorised decoder takes over from cbor2.
+    rng = np.random.default_rng(3)
+    for values in (
+        rng.standard_normal(2000).tolist(),
+        rng.integers(-(2**63), 2**63 - 1, 2000).tolist(),
+        [1, 2.5] * 2000,
+        np.float32(rng.standard_normal(3000)).astype(np.float16).tolist(),
+    ):
+        data = cbor2.dumps(values)
+        assert len(data) > 8 * 1024
+        assert decode_output(data) == cbor2.loads(data)
 
 
 # --- refusals, named after what a hostile or broken client sends ----------------

@@ -64,18 +64,14 @@ def test_metrics_count_calls_and_hold_no_content(metrics_server):
             client.run_model([MARKER] * 5)
     text = _scrape(metrics_server)
 
+    # Our client sends inputs this small through the unary RunModelUnary.
     exchange = 'service="securedexchange.Exchange"'
-    assert (
-        f'blindai_rpc_requests_total{{code="OK",method="RunModel",{exchange}}} 1.0'
-        in text
-    )
-    assert f'code="INVALID_ARGUMENT",method="RunModel",{exchange}}} 1.0' in text
+    run = 'method="RunModelUnary"'
+    assert f'blindai_rpc_requests_total{{code="OK",{run},{exchange}}} 1.0' in text
+    assert f'code="INVALID_ARGUMENT",{run},{exchange}}} 1.0' in text
     assert f'code="OK",method="SendModel",{exchange}}} 1.0' in text
-    assert (
-        'blindai_rpc_errors_total{error="INVALID_ARGUMENT",method="RunModel"} 1.0'
-        in text
-    )
-    assert 'blindai_rpc_duration_seconds_count{method="RunModel"} 2.0' in text
+    assert f'blindai_rpc_errors_total{{error="INVALID_ARGUMENT",{run}}} 1.0' in text
+    assert f"blindai_rpc_duration_seconds_count{{{run}}} 2.0" in text
     assert 'blindai_rpc_request_bytes_count{method="SendModel"} 1.0' in text
     assert "blindai_simulation_mode 1.0" in text
     for secret in (

@@ -50,7 +50,9 @@ def _head(major: int, value: int) -> bytes:
 def encode_floats(values: np.ndarray) -> bytes:
     """The CBOR array of ``values`` (any float dtype), each as ``cbor2`` writes a
     Python float: an 8-byte double, or a 2-byte half for NaN and ±infinity."""
-    doubles = np.ascontiguousarray(values, dtype=">f8").ravel()
+    # NaNs of any payload become the one half NaN below: no warning needed.
+    with np.errstate(invalid="ignore"):
+        doubles = np.ascontiguousarray(values, dtype=">f8").ravel()
     n = doubles.size
     finite = np.isfinite(doubles)
     if finite.all():

@@ -77,6 +77,11 @@ RUN_TIMEOUT = 300.0
 MAX_REPLY = 1024 * 1024 * 1024
 #: The server capability of raw tensor inputs (``RunModelRequest.tensor``).
 TENSOR_CAPABILITY = "tensor-v1"
+#: The server capability of ``RunModelUnary`` (the whole input in one message).
+UNARY_CAPABILITY = "unary-run-v1"
+#: Largest input sent in one message to ``RunModelUnary``; larger inputs are
+#: streamed. Half the server's 8 MiB message limit leaves room for the rest.
+UNARY_LIMIT = 4 * 1024 * 1024
 #: Request metadata: this client receives replies over 4 MiB.
 LARGE_REPLY_METADATA = ("blindai-large-reply", "1")
 
@@ -198,9 +203,7 @@ class BlindAiClient:
             grpc.ssl_channel_credentials(root_certificates=enclave_pem),
             options + [("grpc.max_receive_message_length", MAX_REPLY)],
         )
-        self._stub = ExchangeStub(
-            grpc.intercept_channel(self._channel, _LargeReplyInterceptor())
-        )
+        self._stub = ExchangeStub(self._channel)
         log.info(
             "connected to %s (%s mode)",
             host,
@@ -377,12 +380,18 @@ class BlindAiClient:
         """
         stub = self._require_stub()
         try:
-            requests = self._input_requests(data_list, sign)
+            data, field, meta = self._input(data_list, sign)
         except ValueError as exc:
             raise ValueError(f"cannot send this input: {exc}") from None
-        reply = _call(
-            stub.RunModel, requests, RUN_TIMEOUT if timeout is None else timeout
-        )
+        timeout = RUN_TIMEOUT if timeout is None else timeout
+        if len(data) <= UNARY_LIMIT and self._has(UNARY_CAPABILITY):
+            # A unary call costs grpcio about half the round trip of a stream.
+            fields = {field: bytes(data), **meta}
+            request = ex_pb.RunModelRequest(**fields)
+            reply = _call(stub.RunModelUnary, request, timeout, _LARGE_REPLY)
+        else:
+            requests = _requests(data, field, meta)
+            reply = _call(stub.RunModel, requests, timeout, _LARGE_REPLY)
         response = RunModelResponse()
         response.payload = reply.payload
         response._load_payload()
@@ -400,24 +409,30 @@ class BlindAiClient:
             )
         return response
 
-    def _input_requests(
+    def _input(
         self, data_list: Any, sign: bool
-    ) -> Iterator[ex_pb.RunModelRequest]:
-        """The request stream of one input: a raw tensor when the server has the
-        "tensor-v1" capability and the input is an array, else the 0.3 CBOR list.
+    ) -> tuple[bytes | memoryview, str, dict[str, Any]]:
+        """One input as its bytes, the request field that carries them and the
+        other request fields: a raw tensor when the server has the "tensor-v1"
+        capability and the input is an array, else the 0.3 CBOR list.
         """
         meta: dict[str, Any] = dict(sign=sign, client_info=self.client_info)
         if not isinstance(data_list, np.ndarray):
-            return _requests(encode_list(flatten(data_list)), "input", meta)
-        capabilities = self.server_info.capabilities if self.server_info else ()
-        if TENSOR_CAPABILITY not in capabilities:
-            return _requests(encode_array(data_list), "input", meta)
+            return encode_list(flatten(data_list)), "input", meta
+        if not self._has(TENSOR_CAPABILITY):
+            return encode_array(data_list), "input", meta
         tensor = as_tensor(data_list)
         meta["tensor"] = ex_pb.TensorInfo(
             datum=ModelDatumType.from_numpy(tensor.dtype).value,
             shape=list(tensor.shape),
         )
-        return _requests(memoryview(tensor.data).cast("B"), "tensor_data", meta)
+        return memoryview(tensor.data).cast("B"), "tensor_data", meta
+
+    def _has(self, capability: str) -> bool:
+        """Whether the server advertised ``capability`` in GetServerInfo."""
+        return self.server_info is not None and (
+            capability in self.server_info.capabilities
+        )
 
     def _require_stub(self) -> ExchangeStub:
         if self._stub is None:
@@ -476,18 +491,11 @@ def _requests(
         yield ex_pb.RunModelRequest(**{field: chunk}, **meta)  # type: ignore[arg-type]
 
 
-class _LargeReplyInterceptor(grpc.StreamUnaryClientInterceptor):
-    """Adds the metadata by which our server knows that this client receives
-    replies over 4 MiB (a published 0.3 client cannot; it gets a clear
-    refusal instead of a transport error). Servers that do not know it ignore it.
-    """
-
-    def intercept_stream_unary(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        metadata = list(client_call_details.metadata or ()) + [LARGE_REPLY_METADATA]
-        details = client_call_details._replace(metadata=metadata)
-        return continuation(details, request_iterator)
+#: The metadata of every run: by it our server knows that this client receives
+#: replies over 4 MiB (a published 0.3 client cannot; it gets a clear refusal
+#: instead of a transport error). Servers that do not know it ignore it. Passed
+#: per call: a channel interceptor cost about 0.05 ms per call (measured).
+_LARGE_REPLY = (LARGE_REPLY_METADATA,)
 
 
 def _chunks(data: bytes | memoryview) -> Iterator[bytes]:
@@ -562,10 +570,15 @@ _ERRORS: dict[grpc.StatusCode, type[CallError]] = {
 }
 
 
-def _call(method: Any, request: Any, timeout: float | None) -> Any:
+def _call(
+    method: Any,
+    request: Any,
+    timeout: float | None,
+    metadata: tuple[tuple[str, str], ...] | None = None,
+) -> Any:
     """Call ``method``, translating a gRPC failure into a :class:`CallError`."""
     try:
-        return method(request, timeout=timeout)
+        return method(request, timeout=timeout, metadata=metadata)
     except grpc.RpcError as err:
         raise call_error(err) from None
 

@@ -130,9 +130,18 @@ def encode_list(values: Sequence[int | float]) -> bytes:
     return cbor2.dumps(values if isinstance(values, list) else list(values))
 
 
+#: Arrays of at most this many elements are encoded by ``cbor2`` (faster below
+#: about 100 floats, measured; for integers below some 50,000).
+_SMALL_ARRAY = 128
+
+
 def encode_array(array: np.ndarray) -> bytes:
     """CBOR-encode a numpy array as the flat list of its elements (the bytes of
     ``cbor2.dumps(array.tolist())``, without building that list)."""
+    if array.size <= _SMALL_ARRAY and array.dtype.kind in "iuf":
+        # The vectorised encoder's fixed cost (~40 µs for integers) is most of a
+        # small model's reply; cbor2 encodes 100 elements in ~5 µs.
+        return cbor2.dumps(array.ravel().tolist())
     if array.dtype.kind == "f":
         return _cbor.encode_floats(array)
     if array.dtype.kind in "iu":
@@ -234,17 +243,25 @@ def _as_integers(numbers: _cbor.Numbers, datum: ModelDatumType) -> np.ndarray:
     return np.where(negative, ~signed, signed).astype(datum.numpy_dtype)
 
 
+#: Outputs of at most this many CBOR bytes are decoded by ``cbor2``.
+_SMALL_OUTPUT = 8 * 1024
+
+
 def decode_output(data: bytes) -> list[int | float]:
     """Decode a run's ``output`` field (CBOR flat list, any float width).
 
     Homogeneous lists take the vectorised decoder; others (mixed lists, or an
     encoding it refuses) go through ``cbor2``, which accepts whatever a server
-    of another version may write.
+    of another version may write, and so do short outputs, which ``cbor2``
+    decodes faster (1,000 floats: 29 µs against 26 µs; 1,000 integers: 29 µs
+    against 173 µs; one element: 0.3 µs against 9 µs).
     """
-    try:
-        numbers = _cbor.decode_numbers(data)
-    except _cbor.CborError:
-        numbers = None
+    numbers = None
+    if len(data) > _SMALL_OUTPUT:
+        try:
+            numbers = _cbor.decode_numbers(data)
+        except _cbor.CborError:
+            pass
     if numbers is not None and numbers.is_float.all():
         return numbers.floats.tolist()
     if numbers is not None and not numbers.is_float.any():

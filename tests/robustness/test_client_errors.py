@@ -139,7 +139,9 @@ class RecordingStub:
         self.reply = reply
         self.timeouts: list[float | None] = []
 
-    def _answer(self, requests: Iterator, timeout: float | None = None) -> object:
+    def _answer(
+        self, requests: Iterator, timeout: float | None = None, metadata: object = None
+    ) -> object:
         list(requests)
         self.timeouts.append(timeout)
         return self.reply

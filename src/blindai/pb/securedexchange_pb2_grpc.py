@@ -44,6 +44,11 @@ class ExchangeStub:
                 request_serializer=blindai_dot_pb_dot_securedexchange__pb2.RunModelRequest.SerializeToString,
                 response_deserializer=blindai_dot_pb_dot_securedexchange__pb2.RunModelReply.FromString,
                 _registered_method=True)
+        self.RunModelUnary = channel.unary_unary(
+                '/securedexchange.Exchange/RunModelUnary',
+                request_serializer=blindai_dot_pb_dot_securedexchange__pb2.RunModelRequest.SerializeToString,
+                response_deserializer=blindai_dot_pb_dot_securedexchange__pb2.RunModelReply.FromString,
+                _registered_method=True)
 
 
 class ExchangeServicer:
@@ -61,6 +66,15 @@ class ExchangeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunModelUnary(self, request, context):
+        """RunModel with the whole input in one message (capability "unary-run-v1"):
+        same messages, same checks, same reply. A unary call saves grpcio the
+        machinery of a stream on each round trip.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExchangeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -71,6 +85,11 @@ def add_ExchangeServicer_to_server(servicer, server):
             ),
             'RunModel': grpc.stream_unary_rpc_method_handler(
                     servicer.RunModel,
+                    request_deserializer=blindai_dot_pb_dot_securedexchange__pb2.RunModelRequest.FromString,
+                    response_serializer=blindai_dot_pb_dot_securedexchange__pb2.RunModelReply.SerializeToString,
+            ),
+            'RunModelUnary': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunModelUnary,
                     request_deserializer=blindai_dot_pb_dot_securedexchange__pb2.RunModelRequest.FromString,
                     response_serializer=blindai_dot_pb_dot_securedexchange__pb2.RunModelReply.SerializeToString,
             ),
@@ -127,6 +146,33 @@ class Exchange:
             request_iterator,
             target,
             '/securedexchange.Exchange/RunModel',
+            blindai_dot_pb_dot_securedexchange__pb2.RunModelRequest.SerializeToString,
+            blindai_dot_pb_dot_securedexchange__pb2.RunModelReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunModelUnary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securedexchange.Exchange/RunModelUnary',
             blindai_dot_pb_dot_securedexchange__pb2.RunModelRequest.SerializeToString,
             blindai_dot_pb_dot_securedexchange__pb2.RunModelReply.FromString,
             options,

@@ -20,7 +20,7 @@ from blindai.version import PROTOCOL_VERSION, __version__
 log = logging.getLogger(__name__)
 
 #: Optional protocol features this server understands.
-CAPABILITIES = ("tensor-v1",)
+CAPABILITIES = ("tensor-v1", "unary-run-v1")
 
 
 class AttestationUnavailable(Exception):
