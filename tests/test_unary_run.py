@@ -16,16 +16,20 @@ import grpc
 import numpy as np
 import pytest
 from models import affine_model
+from onnx import TensorProto, helper, numpy_helper
 from support import connect_sim, exchange_stub
 
 from blindai import RunModelResponse
 from blindai import client as client_module
 from blindai.pb import securedexchange_pb2 as pb
+from blindai.pb.securedexchange_pb2_grpc import ExchangeStub
 from blindai.server.launcher import LocalServer
 
 N = 6
 #: The 0.3 client's chunk size.
 LEGACY_CHUNK = 32 * 1024
+#: The metadata by which a streamed run accepts replies over 4 MiB.
+LARGE = (client_module.LARGE_REPLY_METADATA,)
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +177,34 @@ def test_unary_refusals_match_the_stream(client, stub, request_, code):
         with pytest.raises(grpc.RpcError) as info:
             call()
         assert info.value.code() == code
+
+
+def tile_model(n: int, repeats: int) -> bytes:
+    """y = x repeated ``repeats`` times along its second axis ([1, n] floats)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n * repeats])
+    times = numpy_helper.from_array(np.array([1, repeats], dtype=np.int64), "r")
+    node = helper.make_node("Tile", ["x", "r"], ["y"])
+    graph = helper.make_graph([node], "tile", [x], [y], [times])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_only_streamed_runs_keep_the_legacy_reply_limit(server):
+    # 500,000 doubles of output: 4.5 MB of CBOR, over a 0.3 client's 4 MiB.
+    with connect_sim(server) as c:
+        c.upload_model(tile_model(1000, 500), shape=(1, 1000))
+        big = ExchangeStub(c._channel)  # receives replies of any size
+        data = cbor2.dumps([1.0] * 1000)
+        with pytest.raises(grpc.RpcError) as info:
+            big.RunModel(_legacy_stream(data, sign=False), timeout=30)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "0.3 client" in info.value.details()
+        request = pb.RunModelRequest(input=data)
+        for reply in (
+            big.RunModel(iter([request]), timeout=30, metadata=LARGE),
+            big.RunModelUnary(request, timeout=30),
+        ):
+            assert len(_run_fields(reply).output) > 4 * 1024 * 1024
+        assert len(c.run_model([1.0] * 1000).output) == 500_000

@@ -388,7 +388,7 @@ class BlindAiClient:
             # A unary call costs grpcio about half the round trip of a stream.
             fields = {field: bytes(data), **meta}
             request = ex_pb.RunModelRequest(**fields)
-            reply = _call(stub.RunModelUnary, request, timeout, _LARGE_REPLY)
+            reply = _call(stub.RunModelUnary, request, timeout)
         else:
             requests = _requests(data, field, meta)
             reply = _call(stub.RunModel, requests, timeout, _LARGE_REPLY)
@@ -491,10 +491,11 @@ def _requests(
         yield ex_pb.RunModelRequest(**{field: chunk}, **meta)  # type: ignore[arg-type]
 
 
-#: The metadata of every run: by it our server knows that this client receives
-#: replies over 4 MiB (a published 0.3 client cannot; it gets a clear refusal
-#: instead of a transport error). Servers that do not know it ignore it. Passed
-#: per call: a channel interceptor cost about 0.05 ms per call (measured).
+#: The metadata of every streamed run: by it our server knows that this client
+#: receives replies over 4 MiB (a published 0.3 client cannot; it gets a clear
+#: refusal instead of a transport error). Servers that do not know it ignore it.
+#: Passed per call: a channel interceptor cost about 0.05 ms per call
+#: (measured); not sent with RunModelUnary, whose callers are all newer than 0.3.
 _LARGE_REPLY = (LARGE_REPLY_METADATA,)
 
 

@@ -68,8 +68,9 @@ class ExchangeServicer:
 
     def RunModelUnary(self, request, context):
         """RunModel with the whole input in one message (capability "unary-run-v1"):
-        same messages, same checks, same reply. A unary call saves grpcio the
-        machinery of a stream on each round trip.
+        same messages, same checks, same reply, except that no reply is refused
+        as too large for a 0.3 client (0.3 clients never call it). A unary call
+        saves grpcio the machinery of a stream on each round trip.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
