@@ -24,6 +24,7 @@ import os
 import platform
 import socket
 import ssl
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from blindai._certs import DEFAULT_SERVER_NAME, der_to_pem, signing_key_from_cer
 from blindai.errors import (
     AttestationError,
     CallError,
+    CertificateMismatchError,
     DeadlineExceededError,
     RequestRejectedError,
     ResourceLimitError,
@@ -155,6 +157,12 @@ class BlindAiClient:
             FileNotFoundError: the policy or certificate file does not exist.
         """
         self.close_connection()
+        for name, port in (
+            ("untrusted_port", untrusted_port),
+            ("attested_port", attested_port),
+        ):
+            if not 0 < port <= 65535:
+                raise ValueError(f"{name} {port} is not a TCP port (1 to 65535)")
         host = addr.removeprefix("https://").rstrip("/")
         options = [("grpc.ssl_target_name_override", server_name)]
         if simulation:
@@ -212,7 +220,9 @@ class BlindAiClient:
 
     def _warn_simulation(self) -> None:
         log.warning(SIMULATION_WARNING)
-        warnings.warn(SIMULATION_WARNING, SimulationModeWarning, stacklevel=3)
+        warnings.warn(
+            SIMULATION_WARNING, SimulationModeWarning, stacklevel=_caller_level()
+        )
 
     def _check_version(self, stub: AttestationStub, timeout: float) -> None:
         info = _call(stub.GetServerInfo, un_pb.GetServerInfoRequest(), timeout)
@@ -320,19 +330,20 @@ class BlindAiClient:
             SignatureError: the signed response does not hold.
         """
         stub = self._require_stub()
+        input_fact = _input_fact(shape)
+        datum, datum_out = ModelDatumType.of(dtype), ModelDatumType.of(dtype_out)
         if isinstance(model, bytes | bytearray):
             data, name = bytes(model), "model.onnx"
         else:
             data, name = Path(model).read_bytes(), os.path.basename(model)
-        input_fact = [int(d) for d in shape] if shape is not None else []
         meta: dict[str, Any] = dict(
             length=len(data),
             input_fact=input_fact,
-            datum=int(dtype),
+            datum=datum.value,
             sign=sign,
             client_info=self.client_info,
             model_name=name,
-            datum_output=int(dtype_out),
+            datum_output=datum_out.value,
         )
         chunks = _chunks(data)
         if progress is not None:
@@ -417,8 +428,13 @@ class BlindAiClient:
         capability and the input is an array, else the 0.3 CBOR list.
         """
         meta: dict[str, Any] = dict(sign=sign, client_info=self.client_info)
+        if isinstance(data_list, np.ndarray) and data_list.size == 0:
+            raise ValueError("the input is empty")
         if not isinstance(data_list, np.ndarray):
-            return encode_list(flatten(data_list)), "input", meta
+            values = flatten(data_list)
+            if not values:
+                raise ValueError("the input is empty")
+            return encode_list(values), "input", meta
         if not self._has(TENSOR_CAPABILITY):
             return encode_array(data_list), "input", meta
         tensor = as_tensor(data_list)
@@ -571,6 +587,33 @@ _ERRORS: dict[grpc.StatusCode, type[CallError]] = {
 }
 
 
+def _caller_level() -> int:
+    """The ``stacklevel`` that makes a warning point at the first frame outside
+    this package (the user's line), however deep the call came from."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
+
+
+_INT32 = range(-(2**31), 2**31)
+
+
+def _input_fact(shape: Any) -> list[int]:
+    """The upload's ``input_fact``: int32 dimensions, checked before sending."""
+    if shape is None:
+        return []
+    dims = [int(d) for d in shape]
+    for dim in dims:
+        if dim not in _INT32:
+            raise ValueError(
+                f"shape {tuple(dims)}: dimension {dim} does not fit "
+                "the protocol's 32-bit dimensions"
+            )
+    return dims
+
+
 def _call(
     method: Any,
     request: Any,
@@ -590,6 +633,23 @@ def call_error(err: grpc.RpcError) -> CallError:
     details = (err.details() if hasattr(err, "details") else None) or ""
     kind = _ERRORS.get(code, ServerFailureError)  # type: ignore[arg-type]
     name = code.name if code is not None else "no status"
+    if code == grpc.StatusCode.UNAVAILABLE and any(
+        mark in details for mark in _HANDSHAKE_FAILURES
+    ):
+        return CertificateMismatchError(
+            "TLS handshake failed: the server's certificate is not the pinned one "
+            "(check the certificate file and the ports, or someone is in "
+            f"between): {details}",
+            code=code,
+            details=details,
+        )
+    if code == grpc.StatusCode.UNIMPLEMENTED and "Method not found" in details:
+        return ServerFailureError(
+            f"{name}: {details} (the server does not serve this call: are the "
+            "untrusted and attested ports swapped, or is this another service?)",
+            code=code,
+            details=details,
+        )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _CLIENT_LIMIT in details:
         # This client's own reply limit (MAX_REPLY): the server sent too much.
         return ServerFailureError(
@@ -599,6 +659,9 @@ def call_error(err: grpc.RpcError) -> CallError:
         )
     return kind(f"{name}: {details}", code=code, details=details)
 
+
+#: How gRPC words a failed TLS handshake (a certificate that is not the pinned one).
+_HANDSHAKE_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "Handshake failed")
 
 #: How gRPC words a refusal by the client's own receive limit.
 _CLIENT_LIMIT = "Received message larger than max"

@@ -18,7 +18,9 @@
           ├── DeadlineExceededError   the call ran out of time
           ├── ServerUnavailableError  the network or the server is down (alias
           │                           NetworkError): a retry may pass
-          └── ServerFailureError      the server failed: not the caller's fault
+          ├── ServerFailureError      the server failed: not the caller's fault
+          └── CertificateMismatchError  not the pinned certificate: wrong file
+                                      or port, or someone in between
 
 The names and meanings follow BlindAI 0.3 so that existing ``except`` clauses keep
 working: 0.3 raised the built-in :class:`ConnectionError` for every failed call,
@@ -145,10 +147,19 @@ class ServerFailureError(CallError):
     (INTERNAL, UNKNOWN, UNIMPLEMENTED, DATA_LOSS, ...)."""
 
 
+class CertificateMismatchError(CallError):
+    """The TLS handshake failed: the server's certificate is not the one pinned
+    (a wrong ``certificate`` file or port, or someone in between). Retrying
+    will not help."""
+
+    fault = "input"
+
+
 __all__ = [
     "AttestationError",
     "BlindAiError",
     "CallError",
+    "CertificateMismatchError",
     "DeadlineExceededError",
     "NetworkError",
     "RequestRejectedError",

@@ -216,6 +216,7 @@ class UploadModelResponse(SignedResponse):
             AttestationError: the attestation or the policy check failed.
             FileNotFoundError: the policy file does not exist.
         """
+        model_hash = _digest(model_hash)
         payload = self._verified_payload(
             policy_file,
             policy,
@@ -312,6 +313,8 @@ class RunModelResponse(SignedResponse):
                 payload of another layout.
             AttestationError: the attestation or the policy check failed.
         """
+        if model_hash is not None:
+            model_hash = _digest(model_hash)
         payload = self._verified_payload(
             policy_file,
             policy,
@@ -360,16 +363,59 @@ def _check_cbor_input(run: RunModelPayload, data_list: Any) -> None:
         )
 
 
+def _digest(value: Any) -> bytes:
+    """A SHA-256 given as 32 bytes or 64 hex characters."""
+    if isinstance(value, bytes | bytearray) and len(value) == 32:
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            digest = bytes.fromhex(value)
+        except ValueError:
+            digest = b""
+        if len(digest) == 32:
+            return digest
+        raise ValueError(
+            f"model_hash must be a SHA-256 (32 bytes or 64 hex characters), got "
+            f"{value[:40]!r}; hash the model file with hashlib.sha256"
+        )
+    raise TypeError(
+        "model_hash must be a SHA-256 (32 bytes or 64 hex characters), got a "
+        f"{type(value).__name__}"
+    )
+
+
+def _converts_exactly(original: np.ndarray, tensor: np.ndarray) -> bool:
+    """Whether ``tensor`` holds exactly the values of ``original``: a cast that
+    truncates, wraps or rounds would let a proof vouch for an input never sent."""
+    if original.dtype.kind not in "iuf":
+        return False
+    if original.dtype.kind == "f" and tensor.dtype.kind != "f":
+        return False
+    if original.dtype.kind in "iu" and tensor.dtype.kind in "iu" and original.size:
+        # Same width, other signedness: a round trip would hide the wrap.
+        info = np.iinfo(tensor.dtype)
+        return info.min <= int(original.min()) and int(original.max()) <= info.max
+    with np.errstate(invalid="ignore", over="ignore"):
+        back = tensor.astype(original.dtype)
+    return bool(np.array_equal(back, original, equal_nan=original.dtype.kind == "f"))
+
+
 def _check_tensor_input(run: RunModelPayload, data_list: Any) -> None:
     """The tensor commitment: element type, shape and SHA-256 of the raw bytes,
     with ``data_list`` converted to the proof's element type as run_model did."""
     try:
         datum = ModelDatumType(run.input_tensor.datum)
-        tensor = as_tensor(np.asarray(data_list), datum)
+        original = np.asarray(data_list)
+        tensor = as_tensor(original, datum)
     except ValueError as exc:
         raise SignatureError(
             f"cannot convert data_list to the proof's input tensor: {exc}"
         ) from None
+    if not _converts_exactly(original, tensor):
+        raise SignatureError(
+            f"data_list ({original.dtype}) does not convert exactly to the proof's "
+            f"{datum.name} input: it is not the input that was sent"
+        )
     shape = list(run.input_tensor.shape)
     if list(tensor.shape) != shape:
         raise SignatureError(

@@ -40,6 +40,19 @@ class ModelDatumType(IntEnum):
         return self in (ModelDatumType.F32, ModelDatumType.F64)
 
     @classmethod
+    def of(cls, value: Any) -> ModelDatumType:
+        """An element type given as a member, its number or its name ("F32")."""
+        if isinstance(value, str):
+            try:
+                return cls[value.upper()]
+            except KeyError:
+                names = ", ".join(cls.__members__)
+                raise ValueError(f"unknown element type {value!r} ({names})") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(value)
+        raise TypeError(f"an element type is a ModelDatumType, not {value!r}")
+
+    @classmethod
     def from_numpy(cls, dtype: Any) -> ModelDatumType:
         """The element type of a numpy dtype; raises ``ValueError`` for others."""
         dt = np.dtype(dtype).newbyteorder("<")
