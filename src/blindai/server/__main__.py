@@ -8,6 +8,13 @@ import sys
 from blindai.server.config import parse_args
 from blindai.server.errors import StartupError
 
+#: What ``pip install "blindai[server]"`` adds (pyproject.toml's server extra),
+#: as the top-level modules the server imports.
+SERVER_EXTRA_MODULES = frozenset(
+    {"onnxruntime", "onnx", "grpc_health", "prometheus_client"}
+)
+INSTALL_HINT = 'pip install "blindai[server]"'
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server; returns the process exit code."""
@@ -18,8 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     # onnxruntime and gRPC are chatty at DEBUG about their own internals.
     logging.getLogger("grpc").setLevel(max(logging.INFO, logging.root.level))
-    from blindai.server.app import serve
-
+    try:
+        from blindai.server.app import serve
+    except ModuleNotFoundError as err:
+        if (err.name or "").partition(".")[0] not in SERVER_EXTRA_MODULES:
+            raise
+        # The command is installed with the client too: say what is missing.
+        print(f"blindai-server needs the server extra: {INSTALL_HINT}", file=sys.stderr)
+        return 2
     try:
         serve(config)
     except StartupError as err:

@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 
 from blindai.pb import securedexchange_pb2_grpc, untrusted_pb2_grpc
-from blindai.server.config import MIB, ServerConfig
+from blindai.server.config import MIB, ServerConfig, check_paths
 from blindai.server.errors import StartupError
 from blindai.server.exchange import ExchangeService
 from blindai.server.keys import (
@@ -120,6 +120,7 @@ def _bind(server: grpc.Server, creds: object, host: str, port: int) -> int:
 
 def start(config: ServerConfig) -> RunningServer:
     """Create the keys, the platform and both servers, and start serving."""
+    check_paths(config)
     identity = EnclaveIdentity.generate()
     host_tls = load_or_create_host_identity(config.state_dir)
     platform = make_platform(config, identity)
@@ -155,18 +156,26 @@ def start(config: ServerConfig) -> RunningServer:
         a_port,
         config.state_dir / "host_server.pem",
     )
-    if config.ready_file is not None:
-        _write_ready_file(
-            config.ready_file,
-            config,
-            u_port,
-            a_port,
-            platform.mode,
-            metrics_port=m_port,
-        )
-    return RunningServer(
+    running = RunningServer(
         untrusted, attested, u_port, a_port, platform, health, metrics, m_port
     )
+    if config.ready_file is not None:
+        try:
+            _write_ready_file(
+                config.ready_file,
+                config,
+                u_port,
+                a_port,
+                platform.mode,
+                metrics_port=m_port,
+            )
+        except OSError as exc:
+            # Checked before listening, but the disk can still refuse it.
+            running.stop(0)
+            raise StartupError(
+                f"--ready-file {config.ready_file}: {exc.strerror or exc}"
+            ) from exc
+    return running
 
 
 def _write_ready_file(

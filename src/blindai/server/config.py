@@ -5,11 +5,14 @@ environment (``BLINDAI_`` + the option's name in capitals, dashes as underscores
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from blindai.server.errors import StartupError
 from blindai.server.upload import default_model_dir
+from blindai.version import PROTOCOL_VERSION, __version__
 
 MIB = 1024 * 1024
 
@@ -81,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
+    add(
+        "--version",
+        action="version",
+        version=f"blindai-server {__version__} (protocol {PROTOCOL_VERSION})",
+    )
     add(
         "--simulation",
         action="store_true",
@@ -261,8 +269,46 @@ def _check(config: ServerConfig) -> list[str]:
     ):
         if getattr(config, name) <= 0:
             problems.append(f"--{name.replace('_', '-')} must be positive")
-    if config.idle_timeout <= 0:
-        problems.append("--idle-timeout must be positive")
-    if config.run_timeout < 0 or config.inference_threads < 0:
-        problems.append("--run-timeout and --inference-threads cannot be negative")
+    for name in (*_POSITIVE_FLOATS, *_NON_NEGATIVE_FLOATS):
+        value = getattr(config, name)
+        option = f"--{name.replace('_', '-')}"
+        if not math.isfinite(value):
+            problems.append(f"{option} {value} is not a finite number of seconds")
+        elif name in _POSITIVE_FLOATS and value <= 0:
+            problems.append(f"{option} must be positive")
+        elif value < 0:
+            problems.append(f"{option} cannot be negative")
+    if config.inference_threads < 0:
+        problems.append("--inference-threads cannot be negative")
     return problems
+
+
+#: Every float option is checked here. Infinity and NaN are refused: where "no
+#: limit" makes sense, it is spelled 0.
+_POSITIVE_FLOATS = ("idle_timeout",)
+_NON_NEGATIVE_FLOATS = ("run_timeout", "grace_period")
+
+
+def check_paths(config: ServerConfig) -> None:
+    """Check the directories and files the server will write, before it listens.
+
+    Raises :class:`StartupError` naming the option, the path and the problem.
+    """
+    if config.state_dir.exists() and not config.state_dir.is_dir():
+        raise StartupError(f"--state-dir {config.state_dir} is not a directory")
+    if config.model_dir is not None:
+        _check_writable_dir("--model-dir", config.model_dir)
+    if config.ready_file is not None:
+        if config.ready_file.is_dir():
+            raise StartupError(f"--ready-file {config.ready_file} is a directory")
+        parent = config.ready_file.parent
+        _check_writable_dir(f"--ready-file {config.ready_file}: its directory", parent)
+
+
+def _check_writable_dir(option: str, path: Path) -> None:
+    if not path.exists():
+        raise StartupError(f"{option} {path} does not exist")
+    if not path.is_dir():
+        raise StartupError(f"{option} {path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StartupError(f"{option} {path} is not writable by this user")

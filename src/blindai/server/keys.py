@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blindai._certs import self_signed_certificate
+from blindai.server.errors import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,20 @@ class EnclaveIdentity:
 
 
 def load_or_create_host_identity(state_dir: Path) -> TlsIdentity:
-    """The untrusted port's certificate, created on first start."""
+    """The untrusted port's certificate, created on first start.
+
+    Raises :class:`StartupError` when the state directory cannot be created,
+    read or written, naming the path and the system's reason.
+    """
+    try:
+        return _load_or_create(state_dir)
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else state_dir
+        reason = exc.strerror or type(exc).__name__
+        raise StartupError(f"--state-dir {state_dir}: {where}: {reason}") from exc
+
+
+def _load_or_create(state_dir: Path) -> TlsIdentity:
     state_dir.mkdir(parents=True, exist_ok=True)
     cert_path = state_dir / HOST_CERT_NAME
     key_path = state_dir / HOST_KEY_NAME

@@ -1,0 +1,153 @@
+"""Start-up refusals: bad paths and numbers end in one line and exit 2, never a
+traceback, and before the server listens."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from blindai.server.config import ServerConfig, check_paths, parse_args
+from blindai.server.errors import StartupError
+from blindai.version import PROTOCOL_VERSION, __version__
+
+
+def _server(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
+    """``blindai-server ARGS`` on any free loopback ports, in simulation mode."""
+    argv = ["--simulation", "--untrusted-port", "0", "--attested-port", "0", *args]
+    command = [sys.executable, "-m", "blindai.server", *argv]
+    if code is not None:
+        command = [sys.executable, "-c", code, *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def _refused(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("blindai-server: cannot start: "), proc.stderr
+    for word in words:
+        assert word in lines[-1]
+
+
+@pytest.fixture
+def afile(tmp_path: Path) -> Path:
+    path = tmp_path / "afile"
+    path.write_text("not a directory")
+    return path
+
+
+def test_state_dir_that_is_a_file(tmp_path, afile):
+    _refused(_server("--state-dir", str(afile)), "--state-dir", str(afile))
+
+
+def test_state_dir_that_cannot_be_created(tmp_path):
+    proc = _server("--state-dir", "/proc/nonexistent")
+    _refused(proc, "/proc/nonexistent", "No such file or directory")
+
+
+@pytest.mark.parametrize("where", ["missing-dir/p.json", "afile/x"])
+def test_ready_file_in_no_directory(tmp_path, afile, where):
+    ready = tmp_path / where
+    proc = _server("--state-dir", str(tmp_path / "s"), "--ready-file", str(ready))
+    _refused(proc, "--ready-file", str(ready.parent))
+    assert not (tmp_path / "s").exists(), "refused before creating anything"
+
+
+@pytest.mark.parametrize("where", ["missing-dir", "afile"])
+def test_model_dir_that_is_no_directory(tmp_path, afile, where):
+    model_dir = tmp_path / where
+    proc = _server("--state-dir", str(tmp_path / "s"), "--model-dir", str(model_dir))
+    _refused(proc, "--model-dir", str(model_dir))
+
+
+def test_model_dir_not_writable(tmp_path, monkeypatch):
+    # The suite may run as root, whom mode bits do not stop: ask os.access.
+    monkeypatch.setattr("os.access", lambda path, mode: Path(path) != tmp_path)
+    config = ServerConfig(state_dir=tmp_path / "s", model_dir=tmp_path)
+    with pytest.raises(StartupError, match="--model-dir .* is not writable"):
+        check_paths(config)
+
+
+def test_ready_file_failure_after_listening_closes_the_ports(tmp_path, monkeypatch):
+    import socket
+
+    from blindai.server import app
+
+    def refuse(path: Path, *args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(app, "_write_ready_file", refuse)
+    config = ServerConfig(
+        simulation=True,
+        untrusted_port=0,
+        attested_port=0,
+        state_dir=tmp_path / "s",
+        ready_file=tmp_path / "ready.json",
+    )
+    ports = []
+    real_bind = app._bind
+    monkeypatch.setattr(
+        app, "_bind", lambda *a: ports.append(real_bind(*a)) or ports[-1]
+    )
+    with pytest.raises(StartupError, match="No space left on device"):
+        app.start(config)
+    assert len(ports) == 2
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--grace-period", "-1"),
+        ("--grace-period", "nan"),
+        ("--run-timeout", "nan"),
+        ("--run-timeout", "inf"),
+        ("--run-timeout", "-0.5"),
+        ("--idle-timeout", "inf"),
+        ("--idle-timeout", "0"),
+        ("--idle-timeout", "-inf"),
+    ],
+)
+def test_float_options_must_be_finite_and_in_range(option, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--simulation", option, value])
+    assert exit_.value.code == 2
+    assert option in capsys.readouterr().err
+
+
+def test_float_options_at_their_limits_are_accepted():
+    config = parse_args(
+        ["--grace-period", "0", "--run-timeout", "0", "--idle-timeout", "0.001"]
+    )
+    assert (config.grace_period, config.run_timeout) == (0.0, 0.0)
+
+
+def test_version():
+    proc = subprocess.run(
+        [sys.executable, "-m", "blindai.server", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == (
+        f"blindai-server {__version__} (protocol {PROTOCOL_VERSION})"
+    )
+
+
+@pytest.mark.parametrize("module", ["onnxruntime", "prometheus_client"])
+def test_client_only_install_says_what_is_missing(tmp_path, module):
+    code = (
+        f"import sys; sys.modules[{module!r}] = None; "
+        "from blindai.server.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = _server("--state-dir", str(tmp_path / "s"), code=code)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        'blindai-server needs the server extra: pip install "blindai[server]"'
+    )
