@@ -135,6 +135,30 @@ def test_verify_upload_proof_against_model(run_cli, proofs, affine_files):
     assert other.status == 1 and "MISMATCH" in other.out
 
 
+def test_verify_run_proof_without_input_is_not_valid(run_cli, proofs, affine_files):
+    """A run proof compared with no input proves nothing about your data."""
+    key = f"{proofs['run']}.key"
+    for extra in ([], ["--model", affine_files["model"]]):
+        result = run_cli(
+            "verify", proofs["run"], "--allow-simulation", "--signing-key", key, *extra
+        )
+        assert result.status == 1
+        verdict = result.out.splitlines()[-1]
+        assert verdict.startswith(
+            "NOT VALID: the content was not checked; give --input"
+        )
+    skipped = run_cli(
+        "verify",
+        proofs["run"],
+        "--allow-simulation",
+        "--signing-key",
+        key,
+        "--skip-content-check",
+    )
+    assert skipped.status == 0
+    assert "CONTENT NOT CHECKED" in skipped.out
+
+
 def test_verify_refuses_another_input(run_cli, proofs, affine_files):
     result = run_cli(
         "verify",

@@ -42,11 +42,19 @@ def test_upload_proof_valid_at_its_instant(run_cli):
 
 def test_upload_proof_json_report(run_cli):
     result = run_cli(
-        "verify", UPLOAD, "--policy", POLICY, "--at", PROOF_INSTANT, "--json"
+        "verify",
+        UPLOAD,
+        "--policy",
+        POLICY,
+        "--at",
+        PROOF_INSTANT,
+        "--skip-content-check",
+        "--json",
     )
     assert result.status == 0
     report = result.json()
     assert report["valid"] is True and report["mode"] == "attested"
+    assert report["content_check_skipped"] is True
     checks = {c["name"]: c["ok"] for c in report["checks"]}
     assert checks == {
         "signed": True,
@@ -54,6 +62,34 @@ def test_upload_proof_json_report(run_cli):
         "signature": True,
         "content": None,
     }
+
+
+def test_proof_never_compared_with_a_model_is_not_valid(run_cli):
+    """`blindai verify ... && trust` must not accept content nobody checked."""
+    result = run_cli("verify", UPLOAD, "--policy", POLICY, "--at", PROOF_INSTANT)
+    assert result.status == 1
+    verdict = result.out.splitlines()[-1]
+    assert verdict.startswith("NOT VALID: the content was not checked")
+    assert "--model or --model-hash" in verdict and "--skip-content-check" in verdict
+    as_json = run_cli(
+        "verify", UPLOAD, "--policy", POLICY, "--at", PROOF_INSTANT, "--json"
+    )
+    assert as_json.status == 1 and as_json.json()["valid"] is False
+
+
+def test_skipped_content_check_is_said_loudly(run_cli):
+    result = run_cli(
+        "verify",
+        UPLOAD,
+        "--policy",
+        POLICY,
+        "--at",
+        PROOF_INSTANT,
+        "--skip-content-check",
+    )
+    assert result.status == 0
+    assert "WARNING: CONTENT NOT CHECKED (--skip-content-check)" in result.out
+    assert result.out.splitlines()[-1] == "VALID; not checked: content"
 
 
 def test_upload_proof_fails_now(run_cli):

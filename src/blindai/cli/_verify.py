@@ -41,9 +41,18 @@ examples:
       --at 2022-04-11T13:05:28Z
   blindai verify run.proof --input image.npy --allow-simulation \\
       --signing-key run.proof.key
+  blindai verify upload.proof --policy policy.toml --skip-content-check
 
-exit status: 0 when every check passed, 1 otherwise.
+exit status: 0 when every check passed, 1 otherwise. The content is part of
+the check: without --input (run proof) or --model/--model-hash (upload proof)
+the proof is NOT VALID, unless --skip-content-check is given.
 """
+
+SKIPPED_CONTENT_NOTICE = (
+    "CONTENT NOT CHECKED (--skip-content-check): this proof was compared with "
+    "no input and no model. It shows only that the signing key signed some "
+    "content, not that it is yours."
+)
 
 SIMULATION_NOTICE = (
     "SIMULATION PROOF: no enclave attested the key that signed it. It proves only "
@@ -103,6 +112,12 @@ def add_parser(subparsers: Any) -> None:
         help="a simulation proof's key: 64 hex digits or a "
         ".key file saved beside the proof",
     )
+    add(
+        "--skip-content-check",
+        action="store_true",
+        help="accept the proof without comparing it with any input or model: "
+        "it then proves only that an enclave signed some content",
+    )
     add_trusted_root_option(parser)
     add_json_option(parser)
     parser.set_defaults(handler=verify_command)
@@ -128,6 +143,10 @@ def verify_command(args: argparse.Namespace) -> int:
     checks.append(_signature(proof, key))
     checks.append(_content(proof, kind, key, args, model_hash))
     valid = all(c.ok is not False for c in checks) and checks[2].ok is True
+    if checks[3].ok is None and not args.skip_content_check:
+        # Fail closed: a script's `blindai verify ... && trust` must not accept
+        # a proof whose content nobody compared.
+        valid = False
     _report(args, kind, proof, checks, valid)
     return 0 if valid else 1
 
@@ -335,8 +354,23 @@ def _report(
     for check in checks:
         lines.append(f"  [{_MARKS[check.ok]}] {check.name}: {check.summary}")
         lines.extend(f"         {detail}" for detail in check.details)
-    lines.append(_verdict(checks, valid, proof.is_simulation_mode()))
+    content_unchecked = checks[3].ok is None
+    result["content_check_skipped"] = content_unchecked and args.skip_content_check
+    if result["content_check_skipped"] and valid:
+        lines.append("WARNING: " + SKIPPED_CONTENT_NOTICE)
+    verdict = _verdict(checks, valid, proof.is_simulation_mode())
+    if content_unchecked and not args.skip_content_check and checks[2].ok:
+        verdict += ": " + _content_hint(kind)
+    lines.append(verdict)
     emit(args, result, lines)
+
+
+def _content_hint(kind: str) -> str:
+    what = "--model or --model-hash" if kind == "upload" else "--input"
+    return (
+        f"the content was not checked; give {what} to compare the proof with "
+        "it, or --skip-content-check to accept it unchecked"
+    )
 
 
 def _verdict(checks: list[Check], valid: bool, simulation: bool) -> str:
