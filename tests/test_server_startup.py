@@ -151,3 +151,20 @@ def test_client_only_install_says_what_is_missing(tmp_path, module):
     assert proc.stderr.strip() == (
         'blindai-server needs the server extra: pip install "blindai[server]"'
     )
+
+
+def test_simulation_banner_is_logged_once_at_start(fresh_sim_server):
+    """What the docs promise: the server warns once; the client, per connection."""
+    import warnings
+
+    import blindai
+
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            client = blindai.connect(
+                "127.0.0.1", simulation=True, **fresh_sim_server.ports
+            )
+        client.close_connection()
+        assert any(w.category is blindai.SimulationModeWarning for w in seen)
+    assert fresh_sim_server.log_text().count("SIMULATION MODE: this server") == 1

@@ -98,6 +98,9 @@ def _server(
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 0),
         ],
+        # TODO: gRPC refuses calls past this limit before any interceptor can
+        # count or log them (docs/operations.md says so). Our own limit needs a
+        # refusal that does not wait for a worker thread of this pool.
         maximum_concurrent_rpcs=config.workers * 4,
         interceptors=interceptors,
     )

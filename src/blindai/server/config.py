@@ -145,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=_env("workers", d.workers),
         help="threads serving calls, per port: each call in progress (a stream "
-        "being received, an inference) holds one; up to 4 x workers more calls "
-        "wait, and calls past those are refused with RESOURCE_EXHAUSTED "
-        "(default %(default)s)",
+        "being received, an inference) holds one; 4 x workers calls in all, "
+        "running or waiting, and calls past those are refused with "
+        "RESOURCE_EXHAUSTED by gRPC, unlogged (default %(default)s)",
     )
     add(
         "--max-concurrent-uploads",
