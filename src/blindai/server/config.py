@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=_env("workers", d.workers),
         help="threads serving calls, per port: each call in progress (a stream "
-        "being received, an inference) holds one; 4 x workers calls in all, "
+        "being received, an inference) holds one; 8 x workers calls in all, "
         "running or waiting, and calls past those are refused with "
         "RESOURCE_EXHAUSTED by gRPC, unlogged (default %(default)s)",
     )
