@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
+
+from blindai.pb import securedexchange_pb2 as pb
+from blindai.pb.securedexchange_pb2_grpc import ExchangeStub
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -65,3 +69,41 @@ def attestation_stub(server):
         options,
     )
     return AttestationStub(channel), channel
+
+
+# --- raw requests, for what our client would never send ---------------------------
+
+CALL_TIMEOUT = 30.0
+
+
+def model_requests(
+    data: bytes,
+    shape: tuple[int, ...] = (1, 4),
+    datum: int = pb.F32,
+    datum_output: int = pb.F32,
+    length: int | None = None,
+    chunk: int = 1 << 16,
+) -> list[pb.SendModelRequest]:
+    length = len(data) if length is None else length
+    return [
+        pb.SendModelRequest(
+            data=data[i : i + chunk],
+            length=length,
+            input_fact=list(shape),
+            datum=datum,
+            datum_output=datum_output,
+        )
+        for i in range(0, max(len(data), 1), chunk)
+    ]
+
+
+def upload(stub: ExchangeStub, data: bytes, **kwargs: Any) -> pb.SendModelReply:
+    return stub.SendModel(iter(model_requests(data, **kwargs)), timeout=CALL_TIMEOUT)
+
+
+def run(stub: ExchangeStub, raw: bytes, chunk: int = 1 << 16) -> pb.RunModelReply:
+    requests = [
+        pb.RunModelRequest(input=raw[i : i + chunk])
+        for i in range(0, max(len(raw), 1), chunk)
+    ]
+    return stub.RunModel(iter(requests), timeout=CALL_TIMEOUT)

@@ -7,7 +7,7 @@ import grpc
 import pytest
 from models import affine_model, cast_model, identity_model, two_input_model
 from onnx import TensorProto
-from support import attestation_stub, exchange_stub
+from support import attestation_stub, exchange_stub, run, upload
 
 from blindai.pb import securedexchange_pb2 as pb
 from blindai.pb import untrusted_pb2
@@ -18,37 +18,6 @@ def stub(fresh_sim_server):
     stub, channel = exchange_stub(fresh_sim_server)
     yield stub
     channel.close()
-
-
-def upload(
-    stub,
-    data: bytes,
-    shape=(1, 4),
-    datum=pb.F32,
-    datum_output=pb.F32,
-    length=None,
-    chunk=1 << 16,
-):
-    length = len(data) if length is None else length
-    requests = [
-        pb.SendModelRequest(
-            data=data[i : i + chunk],
-            length=length,
-            input_fact=list(shape),
-            datum=datum,
-            datum_output=datum_output,
-        )
-        for i in range(0, max(len(data), 1), chunk)
-    ]
-    return stub.SendModel(iter(requests), timeout=30)
-
-
-def run(stub, raw: bytes, chunk=1 << 16):
-    requests = [
-        pb.RunModelRequest(input=raw[i : i + chunk])
-        for i in range(0, max(len(raw), 1), chunk)
-    ]
-    return stub.RunModel(iter(requests), timeout=30)
 
 
 def status_of(call, *args, **kwargs) -> tuple[grpc.StatusCode, str]:

@@ -65,9 +65,12 @@ class HardwareRig:
         platform: SgxPlatform | None = None,
         enclave: ReportFields = ENCLAVE,
         pccs_api_version: int = 4,
+        tcb_info_args: dict | None = None,
     ) -> None:
         self.platform = platform or SgxPlatform()
-        self.pccs = FakePccs(self.platform).start()
+        self.pccs = FakePccs(self.platform)
+        self.pccs.tcb_info_args = tcb_info_args or {}
+        self.pccs.start()
         self.device = FakeAttestationDir(
             tmp / "attestation", self.platform, enclave
         ).start()
@@ -276,28 +279,11 @@ def test_attack_expired_tcb_info(tmp_path):
     """The PCCS serves a TCB info that expired an hour ago: the server will not
     serve stale collateral, and the client refuses to go on."""
     platform = SgxPlatform()
-    rig_pccs_args = {
+    stale = {
         "next_update": platform.at - dt.timedelta(hours=1),
         "issue_date": platform.at - dt.timedelta(days=30),
     }
-    rig = HardwareRig.__new__(HardwareRig)
-    rig.platform = platform
-    rig.pccs = FakePccs(platform)
-    rig.pccs.tcb_info_args = rig_pccs_args
-    rig.pccs.start()
-    rig.device = FakeAttestationDir(tmp_path / "attestation", platform, ENCLAVE).start()
-    rig.server = LocalServer(
-        [
-            "--attestation-dir",
-            str(rig.device.path),
-            "--pccs-url",
-            rig.pccs.url,
-            "--pccs-ca",
-            str(rig.pccs.ca_file),
-            "--pccs-api-version",
-            "4",
-        ]
-    ).start()
+    rig = HardwareRig(tmp_path, platform=platform, tcb_info_args=stale)
     try:
         refused(rig, "(?i)UNAVAILABLE|expired")
     finally:

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from support import CALL_TIMEOUT, model_requests, run, upload  # noqa: F401
 
 from blindai._certs import der_to_pem
 from blindai.pb import securedexchange_pb2 as pb
@@ -27,7 +28,6 @@ from blindai.pb.untrusted_pb2_grpc import AttestationStub
 from blindai.server.launcher import LocalServer
 
 #: Seconds allowed for any single call of these tests.
-CALL_TIMEOUT = 30.0
 #: The input of the reference model and what it answers (y = 2x + 1).
 REFERENCE_INPUT = [1.0, 2.0, 3.0, 4.0]
 REFERENCE_OUTPUT = [3.0, 5.0, 7.0, 9.0]
@@ -78,39 +78,6 @@ def connect(server: LocalServer, **kwargs: Any) -> Any:
 
 
 # --- raw requests ------------------------------------------------------------
-
-
-def model_requests(
-    data: bytes,
-    shape: tuple[int, ...] = (1, 4),
-    datum: int = pb.F32,
-    datum_output: int = pb.F32,
-    length: int | None = None,
-    chunk: int = 1 << 16,
-) -> list[pb.SendModelRequest]:
-    length = len(data) if length is None else length
-    return [
-        pb.SendModelRequest(
-            data=data[i : i + chunk],
-            length=length,
-            input_fact=list(shape),
-            datum=datum,
-            datum_output=datum_output,
-        )
-        for i in range(0, max(len(data), 1), chunk)
-    ]
-
-
-def upload(stub: ExchangeStub, data: bytes, **kwargs: Any) -> pb.SendModelReply:
-    return stub.SendModel(iter(model_requests(data, **kwargs)), timeout=CALL_TIMEOUT)
-
-
-def run(stub: ExchangeStub, raw: bytes, chunk: int = 1 << 16) -> pb.RunModelReply:
-    requests = [
-        pb.RunModelRequest(input=raw[i : i + chunk])
-        for i in range(0, max(len(raw), 1), chunk)
-    ]
-    return stub.RunModel(iter(requests), timeout=CALL_TIMEOUT)
 
 
 def output_of(reply: pb.RunModelReply) -> list[Any]:

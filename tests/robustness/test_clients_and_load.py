@@ -91,7 +91,7 @@ def test_client_cancels_mid_upload():
 
 KILLED_CLIENT = textwrap.dedent("""
     import sys, time
-    sys.path.insert(0, sys.argv[1])
+    sys.path[:0] = [sys.argv[1], sys.argv[1] + "/.."]
     from robust_support import raw_channel
     from blindai.server.launcher import LocalServer
     from blindai.pb import securedexchange_pb2 as pb
