@@ -39,7 +39,9 @@ def split_envelope(
     try:
         text = field_bytes(document, name).decode("utf-8")
         members = _scan_object(text)
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, RecursionError) as exc:
+        # RecursionError: json nests by recursion, and this runs before any
+        # signature is checked, so a host can send 100,000 brackets.
         raise CollateralError(f"{name} is not a JSON envelope: {exc}") from exc
     if set(members) != {member, "signature"}:
         raise CollateralError(
@@ -117,7 +119,7 @@ def _load_body(raw_body: bytes, name: str) -> dict[str, Any]:
 
     try:
         body = json.loads(raw_body, object_pairs_hook=no_duplicates)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CollateralError(f"{name} is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise CollateralError(f"{name} is not a JSON object")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from blindai.attestation import _der
+from blindai.attestation.pki import extensions
 from blindai.attestation.tcb import PlatformTcb
 from blindai.errors import CollateralError
 
@@ -38,7 +39,7 @@ class PckExtension:
 def read_pck_extension(cert: x509.Certificate) -> PckExtension:
     """Decode the SGX extension of ``cert``; raises :class:`CollateralError`."""
     try:
-        extension = cert.extensions.get_extension_for_oid(
+        extension = extensions(cert, "the PCK certificate").get_extension_for_oid(
             x509.ObjectIdentifier(SGX_EXTENSION_OID)
         )
     except x509.ExtensionNotFound:

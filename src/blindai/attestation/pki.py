@@ -128,10 +128,27 @@ def describe(cert: x509.Certificate) -> str:
     return f"'{common_name}' (serial {cert.serial_number:x})"
 
 
+def extensions(cert: x509.Certificate, name: str) -> x509.Extensions:
+    """``cert``'s extensions, parsed; raises :class:`CollateralError`.
+
+    cryptography parses them on first access and raises ``DuplicateExtension``
+    (not a ``ValueError``) or ``ValueError``; this runs before any signature on
+    ``cert`` is checked, so a host can send either.
+    """
+    try:
+        return cert.extensions
+    except (x509.DuplicateExtension, ValueError) as exc:
+        raise CollateralError(
+            f"{name} {describe(cert)} has malformed extensions: {exc}"
+        ) from exc
+
+
 def check_ca(cert: x509.Certificate, name: str) -> None:
     """``cert`` must say it is a CA (basicConstraints cA=TRUE)."""
     try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+        constraints = extensions(cert, name).get_extension_for_class(
+            x509.BasicConstraints
+        )
     except x509.ExtensionNotFound:
         raise CollateralError(
             f"{name} {describe(cert)} has no basicConstraints: not a CA"
@@ -143,7 +160,9 @@ def check_ca(cert: x509.Certificate, name: str) -> None:
 def check_not_ca(cert: x509.Certificate, name: str) -> None:
     """``cert`` is an end-entity certificate: no basicConstraints cA=TRUE."""
     try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+        constraints = extensions(cert, name).get_extension_for_class(
+            x509.BasicConstraints
+        )
     except x509.ExtensionNotFound:
         return
     if constraints.value.ca:
