@@ -8,17 +8,23 @@ a foreign exception that a caller catching ``AttestationError`` would miss.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from sgxsim import SgxPlatform
+from sgxsim.documents import QeTcbLevel
 from sgxsim.pki import SGX_EXTENSION_OID, Issued
+from sgxsim.quote import TEST_QE
 
 from blindai.attestation import verify_quote
 from blindai.errors import CollateralError
 
 pytestmark = pytest.mark.sgx_sim
+
+DAY = dt.timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +39,29 @@ def _verify(platform: SgxPlatform, **fields: str):
         at=platform.at,
         trusted_root=platform.root_pem,
     )
+
+
+# --- the QE identity's TCB status ----------------------------------------------------
+
+# Intel's enclave identity schema knows three QE statuses. Intel's convergence rule
+# only looks at OutOfDate and Revoked, so any other status would silently leave the
+# platform's status standing: a QE "OutOfDateConfigurationNeeded" came out UpToDate.
+NOT_A_QE_STATUS = [
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDateConfigurationNeeded",
+]
+
+
+@pytest.mark.parametrize("status", NOT_A_QE_STATUS)
+def test_attack_qe_status_outside_the_qe_vocabulary_vanishes(
+    platform: SgxPlatform, status: str
+) -> None:
+    levels = [QeTcbLevel(TEST_QE.isv_svn, status, platform.at - 3 * DAY)]
+    identity = platform.qe_identity(levels=levels)
+    with pytest.raises(CollateralError, match=status):
+        _verify(platform, qe_identity=identity)
 
 
 # --- hostile input must raise AttestationError, not a foreign exception ---------------

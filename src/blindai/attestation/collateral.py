@@ -302,14 +302,26 @@ class QeIdentity:
         )
 
 
+# An enclave identity level is UpToDate, OutOfDate or Revoked (§5). The convergence
+# rule (§6) reads only the last two, so any other status would vanish from the
+# verdict: refuse it instead of letting the platform's status stand.
+_QE_STATUSES = (TcbStatus.UP_TO_DATE, TcbStatus.OUT_OF_DATE, TcbStatus.REVOKED)
+
+
 def _qe_level(level: Any) -> QeTcbLevel:
     name = "a QE identity level"
     if not isinstance(level, dict):
         raise CollateralError(f"{name} is {level!r}, not an object")
     tcb = _get(level, "tcb", dict, name)
+    status = _status(level, name)
+    if status not in _QE_STATUSES:
+        raise CollateralError(
+            f"{name} has tcbStatus {status}, not one of "
+            f"{', '.join(s.value for s in _QE_STATUSES)}"
+        )
     return QeTcbLevel(
         isv_svn=_get(tcb, "isvsvn", int, name),
-        status=_status(level, name),
+        status=status,
         tcb_date=_date(level, "tcbDate", name),
         advisory_ids=_advisories(level, name),
     )
