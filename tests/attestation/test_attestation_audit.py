@@ -15,12 +15,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from sgxsim import SgxPlatform
-from sgxsim.documents import QeTcbLevel
+from sgxsim.documents import QeTcbLevel, default_tcb_levels
 from sgxsim.pki import SGX_EXTENSION_OID, Issued
 from sgxsim.quote import TEST_QE
 
-from blindai.attestation import verify_quote
-from blindai.errors import CollateralError
+from blindai.attestation import Policy, TcbStatus, verify_quote
+from blindai.errors import CollateralError, PolicyMismatchError
 
 pytestmark = pytest.mark.sgx_sim
 
@@ -150,3 +150,40 @@ def test_attack_pck_ca_and_tcb_signer_with_duplicated_basic_constraints(
         _verify(platform, tcb_info_issuer_chain=signer)
     with pytest.raises(CollateralError):
         _verify(platform, qe_identity_issuer_chain=signer)
+
+
+# --- the advisory restriction ---------------------------------------------------------
+
+
+def test_attack_tcb_info_v2_downgrade_strips_the_advisory_ids() -> None:
+    """The host relays the TCB info of PCS API v3 (version 2) instead of v4's.
+
+    Both are genuine and valid at once, but only version 3 lists advisory IDs: a
+    policy that refuses every advisory accepted an affected platform once the
+    host chose version 2.
+    """
+    platform = SgxPlatform()
+    info = platform.pck_info
+    platform.tcb_levels = default_tcb_levels(
+        info.cpusvn, info.pcesvn + 1, at=platform.at
+    )  # the platform is at the SWHardeningNeeded level, INTEL-SA-00615
+    quote = platform.make_quote()
+    policy = Policy(
+        mr_enclave=quote[112:144],
+        misc_select=0,
+        misc_mask=0,
+        attributes_flags=0,
+        attributes_xfrm=0,
+        attributes_mask_flags=0x1,
+        attributes_mask_xfrm=0,
+        allow_debug=False,
+        accepted_advisory_ids=(),
+    )
+    for api_version in (4, 3):
+        collateral = platform.collateral(api_version=api_version)
+        verified = verify_quote(
+            quote, collateral, at=platform.at, trusted_root=platform.root_pem
+        )
+        assert verified.tcb_status == TcbStatus.SW_HARDENING_NEEDED
+        with pytest.raises(PolicyMismatchError, match="advisor"):
+            policy.check(verified)

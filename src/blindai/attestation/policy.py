@@ -15,7 +15,8 @@ Reads and writes ``policy.toml`` in the BlindAI 0.3 format, plus optional keys:
 ``isv_prod_id``                exact ISVPRODID (optional)
 ``min_isv_svn``                lowest ISVSVN accepted (optional)
 ``accepted_tcb_statuses``      default ``["UpToDate", "SWHardeningNeeded"]`` (0.3's)
-``accepted_advisory_ids``      when given, any other advisory ID is refused
+``accepted_advisory_ids``      when given, any other advisory ID is refused, and
+                               so is TCB info v2 (which lists no advisory IDs)
 =============================  ======================================================
 
 The ``*_hex`` values are integers written in hex, compared with the report's
@@ -214,6 +215,14 @@ class Policy:
             )
         if self.accepted_advisory_ids is None:
             return
+        if quote.tcb_info_version < 3:
+            # TCB info v2 (PCS API v3) lists no advisory IDs at all, and the host
+            # chooses which version to relay: an empty list proves nothing.
+            raise PolicyMismatchError(
+                f"the policy restricts advisory IDs, but the TCB info is version "
+                f"{quote.tcb_info_version}, which lists none; version 3 (PCS API "
+                "v4) is needed to check them"
+            )
         refused = [a for a in quote.advisory_ids if a not in self.accepted_advisory_ids]
         if refused:
             raise PolicyMismatchError(
