@@ -189,3 +189,56 @@ def test_to_toml_round_trips(policy: Policy, tmp_path: Path) -> None:
         path = tmp_path / "policy.toml"
         path.write_text(original.to_toml())
         assert Policy.from_file(path) == original
+
+
+def _quote_of(name: str):
+    case = load_case(name)
+    return verify_quote(
+        case.quote, case.collateral(), at=case.instant, trusted_root=case.root_pem
+    )
+
+
+def test_attack_relaying_older_tcb_evaluation_data():
+    """The same quote, at the same instant, with genuine collateral of two TCB
+    evaluations: eval 16 says SWHardeningNeeded (accepted by default), eval 17
+    says OutOfDate. The host chooses which to relay; a minimum evaluation data
+    number in the policy takes that choice away."""
+    older = _quote_of("dcaprs-sgx-00606a-2024-05-tcbv2")
+    newer = _quote_of("dcaprs-sgx-00606a-2024-05-tcbv3")
+    assert older.tcb_status == TcbStatus.SW_HARDENING_NEEDED
+    assert older.tcb_evaluation_data_number == 16
+    assert newer.tcb_evaluation_data_number == 17
+    base = {
+        "mr_enclave": older.mr_enclave.hex(),
+        "misc_select_hex": "0x0",
+        "misc_mask_hex": "0x0",
+        "attributes_flags_hex": "0x0",
+        "attributes_xfrm_hex": "0x0",
+        "attributes_mask_flags_hex": "0x1",  # INIT is always required
+        "attributes_mask_xfrm_hex": "0x0",
+        "allow_debug": True,
+    }
+    Policy.from_dict(base).check(older)
+    strict = Policy.from_dict({**base, "min_tcb_evaluation_data_number": 17})
+    with pytest.raises(PolicyMismatchError, match="evaluation data number 16"):
+        strict.check(older)
+    assert "min_tcb_evaluation_data_number = 17" in strict.to_toml()
+    assert Policy.from_toml(strict.to_toml()) == strict
+
+
+@pytest.mark.parametrize("bad", [-1, "17", True, 1.5])
+def test_min_tcb_evaluation_data_number_must_be_a_count(bad):
+    with pytest.raises(PolicyFormatError, match="min_tcb_evaluation_data_number"):
+        Policy.from_dict(
+            {
+                "mr_enclave": "00" * 32,
+                "misc_select_hex": "0x0",
+                "misc_mask_hex": "0x0",
+                "attributes_flags_hex": "0x0",
+                "attributes_xfrm_hex": "0x0",
+                "attributes_mask_flags_hex": "0x0",
+                "attributes_mask_xfrm_hex": "0x0",
+                "allow_debug": False,
+                "min_tcb_evaluation_data_number": bad,
+            }
+        )

@@ -17,6 +17,10 @@ Reads and writes ``policy.toml`` in the BlindAI 0.3 format, plus optional keys:
 ``accepted_tcb_statuses``      default ``["UpToDate", "SWHardeningNeeded"]`` (0.3's)
 ``accepted_advisory_ids``      when given, any other advisory ID is refused, and
                                so is TCB info v2 (which lists no advisory IDs)
+``min_tcb_evaluation_data_``   lowest TCB evaluation data number accepted
+``number``                     (optional): older collateral stays valid for a while
+                               after Intel re-evaluates, and the host chooses which
+                               to relay
 =============================  ======================================================
 
 The ``*_hex`` values are integers written in hex, compared with the report's
@@ -53,6 +57,7 @@ _OPTIONAL = (
     "min_isv_svn",
     "accepted_tcb_statuses",
     "accepted_advisory_ids",
+    "min_tcb_evaluation_data_number",
 )
 
 
@@ -77,6 +82,7 @@ class Policy:
     min_isv_svn: int | None = None
     accepted_tcb_statuses: tuple[TcbStatus, ...] = DEFAULT_TCB_STATUSES
     accepted_advisory_ids: tuple[str, ...] | None = None
+    min_tcb_evaluation_data_number: int | None = None
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Policy:
@@ -126,6 +132,9 @@ class Policy:
             values["accepted_advisory_ids"] = _names(
                 table["accepted_advisory_ids"], "accepted_advisory_ids"
             )
+        key = "min_tcb_evaluation_data_number"
+        if key in table:
+            values[key] = _count(table[key], key)
         return cls(**values)
 
     def to_toml(self) -> str:
@@ -147,6 +156,9 @@ class Policy:
         if self.accepted_advisory_ids is not None:
             ids = list(self.accepted_advisory_ids)
             lines.append(f"accepted_advisory_ids = {json.dumps(ids)}")
+        if self.min_tcb_evaluation_data_number is not None:
+            number = self.min_tcb_evaluation_data_number
+            lines.append(f"min_tcb_evaluation_data_number = {number}")
         return "\n".join(lines) + "\n"
 
     def check(self, quote: VerifiedQuote) -> None:
@@ -206,6 +218,13 @@ class Policy:
             )
 
     def _check_tcb(self, quote: VerifiedQuote) -> None:
+        minimum = self.min_tcb_evaluation_data_number
+        if minimum is not None and quote.tcb_evaluation_data_number < minimum:
+            raise PolicyMismatchError(
+                f"the TCB info has evaluation data number "
+                f"{quote.tcb_evaluation_data_number}, below the policy's minimum "
+                f"{minimum}: older collateral can give a kinder TCB status"
+            )
         if quote.tcb_status not in self.accepted_tcb_statuses:
             accepted = [s.value for s in self.accepted_tcb_statuses]
             raise PolicyMismatchError(
@@ -268,6 +287,12 @@ def _u16(value: Any, key: str) -> int:
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if not is_int or not 0 <= value < 1 << 16:
         raise PolicyFormatError(f"policy key {key!r} is {value!r}, not 0..65535")
+    return value
+
+
+def _count(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyFormatError(f"policy key {key!r} is {value!r}, not a count")
     return value
 
 

@@ -159,6 +159,16 @@ def explain(policy: Policy) -> list[str]:
     else:
         ids = ", ".join(policy.accepted_advisory_ids) or "none"
         lines.append(f"the platform's advisories are all among: {ids}")
+    if policy.min_tcb_evaluation_data_number is not None:
+        lines.append(
+            "the TCB info comes from Intel's evaluation number "
+            f"{policy.min_tcb_evaluation_data_number} or later"
+        )
+    else:
+        lines.append(
+            "TCB info of any evaluation is accepted while valid (the host may relay "
+            "an older one with a kinder status)"
+        )
     return lines
 
 
