@@ -82,8 +82,18 @@ TENSOR_CAPABILITY = "tensor-v1"
 #: The server capability of ``RunModelUnary`` (the whole input in one message).
 UNARY_CAPABILITY = "unary-run-v1"
 #: Largest input sent in one message to ``RunModelUnary``; larger inputs are
-#: streamed. Half the server's 8 MiB message limit leaves room for the rest.
-UNARY_LIMIT = 4 * 1024 * 1024
+#: streamed to ``RunModel`` in :data:`RUN_CHUNK_SIZE` messages. grpcio's cost of
+#: one message grows faster than its size past a few hundred KiB (2 cores,
+#: TLS, loopback, transport only, p50 of 60: 512 KiB unary 2.2-3.3 ms against
+#: 1.8-2.1 ms streamed in 256 KiB messages; 2.7 MB 7.2-11.3 ms against
+#: 5.3 ms; 4 MiB 17-19 ms against 6.8-8.6 ms). End to end, the 1x3x480x480
+#: f32 image CNN of benchmarks/ took 26.7-27.4 ms unary against 19.4-19.6 ms
+#: streamed (p50 of 40, interleaved, two runs). No HTTP/2 or TCP option came
+#: near that (see benchmarks/README.md, "What else was measured").
+UNARY_LIMIT = 256 * 1024
+#: Bytes per message of a streamed input (uploads use :data:`CHUNK_SIZE`):
+#: 1 MiB messages were no faster than one 2 MiB message; 256 KiB ones were.
+RUN_CHUNK_SIZE = 256 * 1024
 #: Request metadata: this client receives replies over 4 MiB.
 LARGE_REPLY_METADATA = ("blindai-large-reply", "1")
 
@@ -396,7 +406,8 @@ class BlindAiClient:
             raise ValueError(f"cannot send this input: {exc}") from None
         timeout = RUN_TIMEOUT if timeout is None else timeout
         if len(data) <= UNARY_LIMIT and self._has(UNARY_CAPABILITY):
-            # A unary call costs grpcio about half the round trip of a stream.
+            # A small input: a unary call costs grpcio about half the round
+            # trip of a stream (larger ones are faster streamed, see UNARY_LIMIT).
             fields = {field: bytes(data), **meta}
             request = ex_pb.RunModelRequest(**fields)
             reply = _call(stub.RunModelUnary, request, timeout)
@@ -503,7 +514,7 @@ def _requests(
 ) -> Iterator[ex_pb.RunModelRequest]:
     """``data`` in chunks in ``field``, with ``meta`` on every message as the
     0.3 client sends it (the server reads the first)."""
-    for chunk in _chunks(data):
+    for chunk in _chunks(data, RUN_CHUNK_SIZE):
         yield ex_pb.RunModelRequest(**{field: chunk}, **meta)  # type: ignore[arg-type]
 
 
@@ -515,10 +526,11 @@ def _requests(
 _LARGE_REPLY = (LARGE_REPLY_METADATA,)
 
 
-def _chunks(data: bytes | memoryview) -> Iterator[bytes]:
+def _chunks(data: bytes | memoryview, size: int | None = None) -> Iterator[bytes]:
+    size = CHUNK_SIZE if size is None else size
     view = memoryview(data)
-    for start in range(0, len(data), CHUNK_SIZE):
-        yield bytes(view[start : start + CHUNK_SIZE])
+    for start in range(0, len(data), size):
+        yield bytes(view[start : start + size])
     if not data:
         yield b""
 
