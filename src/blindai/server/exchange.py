@@ -6,6 +6,7 @@ hashes and error classes, never model bytes, inputs or outputs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from blindai.server.keys import EnclaveIdentity
 from blindai.server.models import (
     ModelStore,
     RequestError,
+    exhausted,
     invalid,
     load_model,
 )
@@ -32,10 +34,6 @@ from blindai.server.watchdog import StreamWatchdog
 from blindai.tensors import ModelDatumType, encode_array
 
 log = logging.getLogger(__name__)
-
-
-def exhausted(message: str) -> RequestError:
-    return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
 
 class ExchangeService(pb_grpc.ExchangeServicer):
@@ -124,7 +122,7 @@ class ExchangeService(pb_grpc.ExchangeServicer):
             raise invalid("the upload declared a length of 0 bytes")
         writer = upload.ModelWriter(length, self._config.model_dir)
         try:
-            for request in _chain(first, requests):
+            for request in itertools.chain((first,), requests):
                 chunk = request.data
                 end = writer.received + len(chunk)
                 if end > length:
@@ -223,11 +221,6 @@ def _header() -> pb.PayloadHeader:
     stamp = Timestamp()
     stamp.GetCurrentTime()
     return pb.PayloadHeader(issued_at=stamp)
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest
 
 
 def _abort(context: Any, rpc: str, err: RequestError) -> Any:

@@ -12,14 +12,19 @@ as ``input_hash`` commits to the CBOR bytes of the 0.3 path.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import grpc
 import numpy as np
 
 from blindai.pb import securedexchange_pb2 as pb
-from blindai.server.models import MAX_RANK, LoadedModel, RequestError, invalid
+from blindai.server.models import (
+    MAX_RANK,
+    LoadedModel,
+    exhausted,
+    invalid,
+)
 from blindai.tensors import (
     InputDecodeError,
     ModelDatumType,
@@ -64,11 +69,11 @@ def _receive_cbor(
 ) -> ReceivedInput:
     parts = []
     total = 0
-    for request in _chain(first, requests):
+    for request in itertools.chain((first,), requests):
         # The limit comes first, whatever else is wrong with the request.
         total += len(request.input) + len(request.tensor_data)
         if total > limit:
-            raise _exhausted(f"the input exceeds this server's limit of {limit} bytes")
+            raise exhausted(f"the input exceeds this server's limit of {limit} bytes")
         if request.tensor_data:
             raise invalid(
                 "tensor_data arrived without a tensor description on the first message"
@@ -87,13 +92,13 @@ def _receive_tensor(
     # Reserved only now that the declared length is within the limit.
     buffer = bytearray(length)
     received = 0
-    for request in _chain(first, requests):
+    for request in itertools.chain((first,), requests):
         if request.input:
             raise invalid("a tensor input may not also carry CBOR input bytes")
         chunk = request.tensor_data
         end = received + len(chunk)
         if end > limit:
-            raise _exhausted(f"the input exceeds this server's limit of {limit} bytes")
+            raise exhausted(f"the input exceeds this server's limit of {limit} bytes")
         if end > length:
             raise invalid(
                 f"more tensor bytes arrived than the {length} its "
@@ -123,7 +128,7 @@ def _tensor_length(tensor: pb.TensorInfo, limit: int) -> int:
         length *= dim
         # Checked at each step: the product of 16 int64 dimensions is unbounded.
         if length > limit:
-            raise _exhausted(
+            raise exhausted(
                 f"the tensor {list(tensor.shape)} of {datum.name} "
                 f"exceeds this server's input limit of {limit} bytes"
             )
@@ -198,23 +203,11 @@ def reply_limit(received: ReceivedInput, metadata: object) -> int | None:
 def check_reply_size(size: int, limit: int | None) -> None:
     """Refuse a reply over ``limit`` with a status that says what to do."""
     if limit is not None and size > limit:
-        raise RequestError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        raise exhausted(
             f"the reply would be {size} bytes, more than the {limit} a BlindAI "
             "0.3 client can receive; use a client that sends the "
             f"'{LARGE_REPLY_KEY}' metadata or a tensor input",
         )
-
-
-def _exhausted(message: str) -> RequestError:
-    return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
-
-
-def _chain(
-    first: pb.RunModelRequest, rest: Iterator[pb.RunModelRequest]
-) -> Iterator[pb.RunModelRequest]:
-    yield first
-    yield from rest
 
 
 __all__ = [

@@ -44,6 +44,10 @@ def invalid(message: str) -> RequestError:
     return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def exhausted(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What the uploader declared about the model."""
