@@ -355,21 +355,24 @@ class BlindAiClient:
             model_name=name,
             datum_output=datum_out.value,
         )
-        chunks = _chunks(data)
+        chunks = _HashedChunks(data)
+        sent = iter(chunks)
         if progress is not None:
-            chunks = _reported(chunks, len(data), progress)
-        requests = (ex_pb.SendModelRequest(data=chunk, **meta) for chunk in chunks)
+            sent = _reported(sent, len(data), progress)
+        # Every message repeats the fields, as the 0.3 client sends them.
+        requests = (ex_pb.SendModelRequest(data=chunk, **meta) for chunk in sent)
         if timeout is None:
             timeout = UPLOAD_TIMEOUT + len(data) / (1024 * 1024)
         reply = _call(stub.SendModel, requests, timeout)
+        digest = chunks.digest()
         response = UploadModelResponse()
         response.payload = reply.payload
-        _check_upload_payload(response, hashlib.sha256(data).digest())
+        _check_upload_payload(response, digest)
         if sign:
             response.signature = reply.signature
             response.attestation = self.attestation
             response.validate(
-                hashlib.sha256(data).digest(),
+                digest,
                 validate_quote=False,
                 enclave_signing_key=self.enclave_signing_key,
                 allow_simulation_mode=self.simulation_mode,
@@ -533,6 +536,30 @@ def _chunks(data: bytes | memoryview, size: int | None = None) -> Iterator[bytes
         yield bytes(view[start : start + size])
     if not data:
         yield b""
+
+
+class _HashedChunks:
+    """The upload's chunks, hashed as gRPC's sending thread takes them: the
+    model's SHA-256 is ready when the stream ends, instead of a second pass
+    over the model after the call (0.22 s for 400 MB on the benchmark machine)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._digest: bytes | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        hashed = hashlib.sha256()
+        for chunk in _chunks(self._data):
+            hashed.update(chunk)
+            yield chunk
+        self._digest = hashed.digest()  # only once every chunk was taken
+
+    def digest(self) -> bytes:
+        """The SHA-256 of the whole model. gRPC may end a call before it took
+        every chunk (a server that answers early): the model is then hashed
+        here, whole, never a prefix of it."""
+        digest = self._digest
+        return hashlib.sha256(self._data).digest() if digest is None else digest
 
 
 def _reported(
