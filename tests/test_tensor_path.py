@@ -92,6 +92,19 @@ def test_numpy_input_travels_as_a_tensor_and_the_proof_commits_to_it(server):
         proof.validate(x.ravel(), enclave_signing_key=key, allow_simulation_mode=True)
 
 
+def test_a_tensor_in_many_uneven_chunks_is_hashed_whole(server, stub):
+    """The server hashes a tensor chunk by chunk as it arrives; the payload's
+    hash must still be that of all the bytes, in order."""
+    with connect_sim(server) as client:
+        _upload(client, identity_model([1, 1000]), (1, 1000))
+    x = np.linspace(-3, 3, 1000, dtype=np.float32)
+    raw = x.tobytes()
+    reply = stub.RunModel(_tensor_requests(raw, F32, (1, 1000), chunk=333), timeout=30)
+    run = pb.Payload.FromString(reply.payload).run_model_payload
+    assert run.input_tensor_hash == hashlib.sha256(raw).digest()
+    assert run.input_tensor_hash != hashlib.sha256(raw[:-333]).digest()
+
+
 def test_lists_and_servers_without_the_capability_keep_the_cbor_path(server):
     with connect_sim(server) as client:
         _upload(client, affine_model(n=4), (1, 4))

@@ -45,10 +45,12 @@ class ReceivedInput:
     first: pb.RunModelRequest
     raw: bytes | bytearray
     tensor: pb.TensorInfo | None
+    #: SHA-256 of ``raw`` when it was hashed as it arrived (else computed here).
+    sha256: bytes | None = None
 
     def commitments(self) -> dict[str, object]:
         """The RunModelPayload fields that name this input."""
-        digest = hashlib.sha256(self.raw).digest()
+        digest = self.sha256 or hashlib.sha256(self.raw).digest()
         if self.tensor is None:
             return {"input_hash": digest}
         return {"input_tensor": self.tensor, "input_tensor_hash": digest}
@@ -92,6 +94,10 @@ def _receive_tensor(
     # Reserved only now that the declared length is within the limit.
     buffer = bytearray(length)
     received = 0
+    # Hashed chunk by chunk: hashlib lets go of the GIL on large chunks, so
+    # gRPC takes in the next chunk meanwhile (2.7 MB: 1.5 ms after the last
+    # chunk otherwise).
+    digest = hashlib.sha256()
     for request in itertools.chain((first,), requests):
         if request.input:
             raise invalid("a tensor input may not also carry CBOR input bytes")
@@ -105,10 +111,11 @@ def _receive_tensor(
                 f"shape {list(tensor.shape)} declares"
             )
         buffer[received:end] = chunk
+        digest.update(chunk)
         received = end
     if received != length:
         raise invalid(f"the tensor ended after {received} of its {length} bytes")
-    return ReceivedInput(first, buffer, tensor)
+    return ReceivedInput(first, buffer, tensor, digest.digest())
 
 
 def _tensor_length(tensor: pb.TensorInfo, limit: int) -> int:
