@@ -50,19 +50,33 @@ def _head(major: int, value: int) -> bytes:
 def encode_floats(values: np.ndarray) -> bytes:
     """The CBOR array of ``values`` (any float dtype), each as ``cbor2`` writes a
     Python float: an 8-byte double, or a 2-byte half for NaN and ±infinity."""
+    n = values.size
+    out, table = _double_table(n)
+    # The cast to big-endian doubles writes straight into each row's last eight
+    # bytes (a strided view), without an intermediate array.
+    doubles = table[:, 1:].view(">f8").reshape(n)
     # NaNs of any payload become the one half NaN below: no warning needed.
     with np.errstate(invalid="ignore"):
-        doubles = np.ascontiguousarray(values, dtype=">f8").ravel()
-    n = doubles.size
+        doubles[...] = values.reshape(n)
+    table[:, 0] = 0xFB
+    return _with_halves(out, table, doubles)
+
+
+def _double_table(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes of an array of ``n`` doubles, its head written, and the rows of
+    its elements in it (nine bytes each), to be filled in."""
+    head = _head(_MAJOR_ARRAY, n)
+    out = np.empty(len(head) + 9 * n, dtype=np.uint8)
+    out[: len(head)] = np.frombuffer(head, dtype=np.uint8)
+    return out, out[len(head) :].reshape(n, 9)
+
+
+def _with_halves(out: np.ndarray, table: np.ndarray, doubles: np.ndarray) -> bytes:
+    """``out`` (an array head, then ``table``: rows of the head 0xfb and the
+    big-endian ``doubles``), with NaN and the infinities rewritten as halves."""
     finite = np.isfinite(doubles)
     if finite.all():
-        records = np.empty(n, dtype=_record(">f8"))
-        records["head"] = 0xFB
-        records["value"] = doubles
-        return _head(_MAJOR_ARRAY, n) + records.tobytes()
-    table = np.empty((n, 9), dtype=np.uint8)
-    table[:, 0] = 0xFB
-    table[:, 1:] = doubles.view(np.uint8).reshape(n, 8)
+        return out.tobytes()
     for special, mask in (
         (_NAN, np.isnan(doubles)),
         (_POS_INF, doubles == np.inf),
@@ -70,7 +84,7 @@ def encode_floats(values: np.ndarray) -> bytes:
     ):
         table[mask, :3] = special
     widths = np.where(finite, 9, 3)
-    return _head(_MAJOR_ARRAY, n) + _select(table, widths)
+    return out[: out.size - table.size].tobytes() + _select(table, widths)
 
 
 def _record(value_type: str) -> np.dtype:
