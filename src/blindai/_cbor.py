@@ -11,6 +11,8 @@ trailing bytes after the list). This module works on numpy arrays instead:
   ``cbor2.dumps`` writes for the same Python list (8-byte doubles with the
   ``0xfb`` head, NaN and the infinities as the 2-byte halves ``f97e00``,
   ``f97c00``, ``f9fc00``; integers in their shortest form);
+* :func:`encode_float_list` writes the same bytes for a Python list of exact
+  floats, read by the C pickler instead of one object at a time;
 * :func:`decode_numbers` reads one definite-length array of integers and
   half, single or double floats, and refuses everything else with a
   :class:`CborError` naming what was found and at which element.
@@ -18,7 +20,10 @@ trailing bytes after the list). This module works on numpy arrays instead:
 
 from __future__ import annotations
 
+import io
+import pickle
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -85,6 +90,91 @@ def _with_halves(out: np.ndarray, table: np.ndarray, doubles: np.ndarray) -> byt
         table[mask, :3] = special
     widths = np.where(finite, 9, 3)
     return out[: out.size - table.size].tobytes() + _select(table, widths)
+
+
+#: How ``pickle`` (protocol 2) writes a list: PROTO 2, EMPTY_LIST, BINPUT 0,
+#: then the items in batches of up to 1,000, each MARK, the items, APPENDS;
+#: then STOP. An exact ``float`` item is BINFLOAT: the opcode ``G`` and the
+#: big-endian double, which is the CBOR double with another head byte.
+_PICKLE_HEAD = b"\x80\x02]q\x00"
+_PICKLE_BATCH = 1000
+_MARK, _APPENDS, _BINFLOAT, _STOP = ord("("), ord("e"), ord("G"), ord(".")
+#: Batches moved per step when the items are packed together.
+_BATCHES_PER_MOVE = 64
+
+
+def encode_float_list(values: list[Any]) -> bytes | None:
+    """``cbor2.dumps(values)`` when every element of ``values`` (at least two)
+    is exactly a Python ``float``; ``None`` when one is anything else.
+
+    The C pickler reads the list in one pass, in about a third of the time
+    ``cbor2`` takes, and writes each exact float as BINFLOAT, its value's eight
+    big-endian bytes; every other type (``int``, ``bool``, float subclasses,
+    anything else) gets other opcodes. The stream is accepted only when every
+    byte the layout above fixes is as expected and its length is that of
+    ``len(values)`` BINFLOATs, so that the items are exactly those floats.
+    The items are then packed in place under CBOR heads. Nothing is unpickled.
+    """
+    n = len(values)
+    if n < 2:
+        return None
+    file = io.BytesIO()
+    try:
+        pickle.Pickler(file, protocol=2).dump(values)
+    except Exception:  # noqa: BLE001 (not a number: the caller refuses it)
+        return None
+    full, rest = divmod(n, _PICKLE_BATCH)
+    size = len(_PICKLE_HEAD) + 9 * n + 2 * (full + (rest > 0)) + 1
+    if file.tell() != size:
+        return None
+    head = _head(_MAJOR_ARRAY, n)
+    with file.getbuffer() as view:
+        buf = np.frombuffer(view, dtype=np.uint8)
+        if not _is_float_list(buf, full, rest):
+            return None
+        _pack_items(buf, full, rest, len(head))
+        buf[: len(head)] = np.frombuffer(head, dtype=np.uint8)
+        table = buf[len(head) : len(head) + 9 * n].reshape(n, 9)
+        if not (table[:, 0] == _BINFLOAT).all():
+            return None
+        table[:, 0] = 0xFB
+        doubles = table[:, 1:].view(">f8").reshape(n)
+        if not np.isfinite(doubles).all():
+            return encode_floats(doubles)
+        del buf, table, doubles
+    # BytesIO hands over its own buffer when nothing else refers to it.
+    file.truncate(len(head) + 9 * n)
+    return file.getvalue()
+
+
+def _is_float_list(buf: np.ndarray, full: int, rest: int) -> bool:
+    """Whether the pickle in ``buf`` has the list layout above around its items
+    (their opcodes are checked once they are packed)."""
+    if bytes(buf[: len(_PICKLE_HEAD)]) != _PICKLE_HEAD or buf[-1] != _STOP:
+        return False
+    start = len(_PICKLE_HEAD)
+    stride = 9 * _PICKLE_BATCH + 2
+    marks = start + stride * np.arange(full + (rest > 0))
+    ends = marks + 1 + 9 * _PICKLE_BATCH
+    if rest:
+        ends[-1] = marks[-1] + 1 + 9 * rest
+    return bool((buf[marks] == _MARK).all() and (buf[ends] == _APPENDS).all())
+
+
+def _pack_items(buf: np.ndarray, full: int, rest: int, offset: int) -> None:
+    """Move the items of a pickled list of floats together, the first at
+    ``offset`` (not after the pickle's own head), dropping MARK and APPENDS."""
+    stride = 9 * _PICKLE_BATCH + 2
+    source, target = len(_PICKLE_HEAD), offset
+    for first in range(0, full, _BATCHES_PER_MOVE):
+        count = min(_BATCHES_PER_MOVE, full - first)
+        batches = buf[source : source + count * stride].reshape(count, stride)
+        items = 9 * _PICKLE_BATCH * count
+        # Overlapping ranges: numpy copies the source first.
+        buf[target : target + items].reshape(count, -1)[...] = batches[:, 1:-1]
+        source, target = source + count * stride, target + items
+    if rest:
+        buf[target : target + 9 * rest] = buf[source + 1 : source + 1 + 9 * rest]
 
 
 def _record(value_type: str) -> np.dtype:
@@ -329,4 +419,11 @@ def _describe(head: int) -> str:
     }[major]
 
 
-__all__ = ["CborError", "Numbers", "decode_numbers", "encode_floats", "encode_ints"]
+__all__ = [
+    "CborError",
+    "Numbers",
+    "decode_numbers",
+    "encode_float_list",
+    "encode_floats",
+    "encode_ints",
+]

@@ -9,6 +9,7 @@ and the infinities as 2-byte halves), integers in their shortest form.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any
@@ -101,13 +102,28 @@ def flatten(data: Any) -> list[int | float]:
     """
     if isinstance(data, np.ndarray):
         return _flatten_array(data)
-    # A flat list of plain numbers (the 0.3 input) is already the result; one
-    # C-level pass over the types replaces a Python call per element.
-    if isinstance(data, list) and set(map(type, data)) <= {int, float}:
+    # A flat list of plain numbers (the 0.3 input) is already the result.
+    if isinstance(data, list) and _plain_numbers(data):
         return data
     out: list[int | float] = []
     _flatten_into(data, out)
     return out
+
+
+def _plain_numbers(values: list[Any]) -> bool:
+    """Whether every element of ``values`` is exactly an ``int`` or a ``float``,
+    in C-level passes over the types instead of a Python call per element."""
+    kinds = set(map(type, values[:_SAMPLE]))
+    if len(kinds) == 1 and kinds <= {int, float}:
+        # Counting one type is faster than collecting the set of all types
+        # (691,200 floats: 8 ms against 12 ms).
+        if operator.countOf(map(type, values), kinds.pop()) == len(values):
+            return True
+    return set(map(type, values)) <= {int, float}
+
+
+#: Elements whose types decide how the rest of a list is checked.
+_SAMPLE = 64
 
 
 def _flatten_array(array: np.ndarray) -> list[int | float]:
@@ -135,12 +151,46 @@ def _flatten_into(data: Any, out: list[int | float]) -> None:
 def encode_list(values: Sequence[int | float]) -> bytes:
     """CBOR-encode a flat list exactly as ``cbor2.dumps`` does (0.3 encoding).
 
-    A Python list goes straight to ``cbor2``'s C encoder: converting it to an
-    array first costs more than encoding it (691,200 floats: 32 ms through
-    cbor2, 43 ms through ``np.array`` and the vectorised encoder). Arrays take
+    A long list of exact floats takes :func:`blindai._cbor.encode_float_list`
+    (691,200 floats: about 12 ms, against 20 ms in ``cbor2``'s C encoder);
+    other lists, and short ones, go to ``cbor2``. Arrays take
     :func:`encode_array`.
     """
-    return cbor2.dumps(values if isinstance(values, list) else list(values))
+    values = values if isinstance(values, list) else list(values)
+    if len(values) > _SMALL_LIST and type(values[0]) is float:
+        encoded = _cbor.encode_float_list(values)
+        if encoded is not None:
+            return encoded
+    return cbor2.dumps(values)
+
+
+def encode_input(data: Any) -> bytes:
+    """``encode_list(flatten(data))``, with the type check of a long flat list
+    of exact floats done by the encoding itself rather than in a pass before it
+    (691,200 floats: about 12 ms, against 20 ms for the two calls).
+
+    Raises ``ValueError`` as :func:`flatten` does, and for an empty input.
+    """
+    if isinstance(data, np.ndarray):
+        if data.size == 0:
+            raise ValueError("the input is empty")
+        return encode_array(data)
+    if isinstance(data, list) and len(data) > _SMALL_LIST:
+        if type(data[0]) is float and type(data[-1]) is float:
+            # Any other element makes this return None; ints and float
+            # subclasses are then checked and encoded as below.
+            encoded = _cbor.encode_float_list(data)
+            if encoded is not None:
+                return encoded
+    values = flatten(data)
+    if not values:
+        raise ValueError("the input is empty")
+    return encode_list(values)
+
+
+#: Lists of at most this many elements are encoded by ``cbor2``, which is
+#: faster below about 1,000 floats (measured).
+_SMALL_LIST = 2048
 
 
 #: Arrays of at most this many elements are encoded by ``cbor2`` (faster below
@@ -294,6 +344,7 @@ __all__ = [
     "decode_input",
     "decode_output",
     "encode_array",
+    "encode_input",
     "encode_list",
     "flatten",
 ]

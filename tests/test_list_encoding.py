@@ -1,0 +1,215 @@
+"""Encoding Python lists (the 0.3 input): every fast path writes exactly the
+bytes ``cbor2.dumps`` writes for the flattened list, and refuses what
+``flatten`` refuses."""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from fractions import Fraction
+
+import cbor2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blindai._cbor import encode_float_list
+from blindai.tensors import encode_input, encode_list, flatten
+
+#: Above the length under which lists go straight to cbor2.
+LONG = 3001
+SPECIALS = [
+    math.nan,
+    -math.nan,
+    struct.unpack(">d", bytes.fromhex("7ff0000000000001"))[0],  # signalling NaN
+    struct.unpack(">d", bytes.fromhex("fff8000000000abc"))[0],  # NaN, payload
+    math.inf,
+    -math.inf,
+    0.0,
+    -0.0,
+    5e-324,
+    -2.2250738585072014e-308,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    1.0,
+    2.0**53,
+]
+
+
+def _floats(n: int, seed: int = 0) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.uniform(-1e9, 1e9) * rng.choice((1e-300, 1e-5, 1.0)) for _ in range(n)]
+
+
+def _same_as_cbor2(data: list) -> None:
+    expected = cbor2.dumps(flatten(data))
+    assert encode_list(flatten(data)) == expected
+    assert encode_input(data) == expected
+
+
+#: Lengths around the array head's widths, the pickle's batches of 1,000 and
+#: the 64 batches moved per step.
+LENGTHS = (2, 3, 23, 24, 255, 256, 999, 1000, 1001, 1999, 2000, 2001, 2049, 4000)
+LENGTHS += (65535, 65536, 64_000, 64_001, 129_007)
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_float_lists_of_every_layout_encode_as_cbor2(n):
+    values = _floats(n, seed=n)
+    assert encode_float_list(values) == cbor2.dumps(values)
+    _same_as_cbor2(values)
+
+
+@pytest.mark.parametrize("special", SPECIALS, ids=repr)
+@pytest.mark.parametrize("where", [0, 999, 1000, 1001, LONG // 2, LONG - 1])
+def test_special_floats_anywhere_encode_as_cbor2(special, where):
+    values = _floats(LONG)
+    values[where] = special
+    assert encode_float_list(values) == cbor2.dumps(values)
+    _same_as_cbor2(values)
+
+
+def test_lists_of_only_special_floats_encode_as_cbor2():
+    values = SPECIALS * 300
+    assert encode_float_list(values) == cbor2.dumps(values)
+    _same_as_cbor2(values)
+
+
+class _Float(float):
+    pass
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        0,
+        1,
+        -1,
+        23,
+        -25,
+        2**63,
+        2**64 - 1,
+        -(2**64),
+        2**64,
+        -(2**64) - 1,
+        10**40,
+        np.float64(0.1),
+        np.float32(0.1),
+        np.float16(-2.5),
+        np.int64(-7),
+        np.uint64(2**64 - 1),
+        _Float(0.25),
+        [1.5, 2.5],
+        np.array([0.5, 7.0], dtype=np.float32),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("where", [0, 1000, LONG - 1])
+def test_lists_with_other_numbers_encode_as_cbor2_of_flatten(other, where):
+    values: list = _floats(LONG)
+    values[where] = other
+    assert encode_float_list(values) is None
+    _same_as_cbor2(values)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [True, False, np.bool_(True), "1.5", b"x", None, 1 + 2j, Fraction(1, 3)],
+    ids=repr,
+)
+@pytest.mark.parametrize("where", [0, 1000, LONG - 1])
+def test_lists_with_non_numbers_are_refused(bad, where):
+    values: list = _floats(LONG)
+    values[where] = bad
+    assert encode_float_list(values) is None
+    with pytest.raises(ValueError):
+        flatten(values)
+    with pytest.raises(ValueError):
+        encode_input(values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        list(range(-5000, 5000)),
+        [2**64 - 1 - i for i in range(LONG)],
+        [-(2**64) + i for i in range(LONG)],
+        [i if i % 3 else i / 7 for i in range(LONG)],
+        [0.5] * 100 + [1] + [0.5] * LONG,
+        [3] * 100 + [0.25] + [7] * LONG,
+    ],
+    ids=["ints", "big", "negative-big", "mixed", "float-then-int", "int-then-float"],
+)
+def test_int_and_mixed_lists_encode_as_cbor2(values):
+    assert flatten(values) is values
+    _same_as_cbor2(values)
+
+
+def test_nested_lists_encode_as_cbor2_of_flatten():
+    rows = [_floats(480, seed=row) for row in range(10)]
+    _same_as_cbor2(rows)
+    assert encode_input(rows) == cbor2.dumps([v for row in rows for v in row])
+
+
+def test_arrays_encode_as_cbor2_of_tolist():
+    array = np.random.default_rng(3).standard_normal((3, 1000), dtype=np.float32)
+    assert encode_input(array) == cbor2.dumps(array.ravel().tolist())
+
+
+@pytest.mark.parametrize("empty", [[], (), [[]], np.zeros(0)], ids=repr)
+def test_empty_inputs_are_refused(empty):
+    with pytest.raises(ValueError, match="empty"):
+        encode_input(empty)
+
+
+def test_the_list_is_left_as_it_was():
+    values = _floats(LONG)
+    values[7] = math.nan
+    copy = list(values)
+    encode_input(values)
+    assert [struct.pack(">d", v) for v in values] == [
+        struct.pack(">d", v) for v in copy
+    ]
+
+
+FLOATS = st.floats(allow_nan=True, allow_infinity=True)
+NUMBERS = st.one_of(
+    FLOATS, st.integers(-(2**70), 2**70), st.booleans(), st.none(), st.text(max_size=3)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(FLOATS, min_size=2, max_size=60))
+def test_any_float_list_encodes_as_cbor2(values):
+    assert encode_float_list(values) == cbor2.dumps(values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(NUMBERS, min_size=2, max_size=60))
+def test_float_list_encoder_takes_only_exact_floats(values):
+    encoded = encode_float_list(values)
+    if all(type(v) is float for v in values):
+        assert encoded == cbor2.dumps(values)
+    else:
+        assert encoded is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, LONG - 1), NUMBERS), max_size=5),
+    st.integers(0, 2**32),
+)
+def test_long_lists_encode_as_flatten_and_cbor2(changes, seed):
+    values: list = _floats(LONG, seed=seed)
+    for where, value in changes:
+        values[where] = value
+    try:
+        expected = cbor2.dumps(flatten(values))
+    except ValueError:
+        with pytest.raises(ValueError):
+            encode_input(values)
+        return
+    assert encode_input(values) == expected
+    assert encode_list(flatten(values)) == expected
