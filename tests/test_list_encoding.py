@@ -15,8 +15,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blindai._cbor import encode_float_list
-from blindai.tensors import encode_input, encode_list, flatten
+from blindai._cbor import CborError, decode_numbers, encode_float_list
+from blindai.tensors import (
+    InputDecodeError,
+    ModelDatumType,
+    decode_input,
+    encode_input,
+    encode_list,
+    flatten,
+    narrow_floats,
+)
 
 #: Above the length under which lists go straight to cbor2.
 LONG = 3001
@@ -213,3 +221,70 @@ def test_long_lists_encode_as_flatten_and_cbor2(changes, seed):
         return
     assert encode_input(values) == expected
     assert encode_list(flatten(values)) == expected
+
+
+# --- decoding on the server --------------------------------------------------------
+
+
+def _general(data: bytes, datum: ModelDatumType) -> np.ndarray:
+    """What decode_input returns through the general decoder."""
+    numbers = decode_numbers(data)
+    ints = numbers.magnitude.astype(np.float64)
+    ints = np.where(numbers.negative, -1.0 - ints, ints)
+    return narrow_floats(np.where(numbers.is_float, numbers.floats, ints), datum)
+
+
+@pytest.mark.parametrize("datum", [ModelDatumType.F32, ModelDatumType.F64])
+@pytest.mark.parametrize("width", [">f2", ">f4", ">f8"])
+def test_uniform_float_arrays_decode_as_the_general_decoder(datum, width):
+    values = np.array(_floats(LONG) + [0.0, -0.0, math.inf, -math.inf, 1e-320])
+    with np.errstate(over="ignore"):
+        values = values.astype(width)
+    head = {">f2": 0xF9, ">f4": 0xFA, ">f8": 0xFB}[width]
+    records = np.empty(values.size, dtype=[("head", "u1"), ("value", width)])
+    records["head"], records["value"] = head, values
+    data = cbor2.dumps([0] * values.size)[: -values.size] + records.tobytes()
+    decoded = decode_input(data, datum)
+    assert decoded.dtype == datum.numpy_dtype and decoded.flags.writeable
+    assert decoded.tobytes() == _general(data, datum).tobytes()
+    assert decoded.tobytes() == values.astype(datum.numpy_dtype).tobytes()
+
+
+def test_nan_decodes_as_nan():
+    values = _floats(LONG)
+    values[5] = math.nan
+    decoded = decode_input(cbor2.dumps(values), ModelDatumType.F32)
+    assert np.isnan(decoded[5]) and np.isfinite(np.delete(decoded, 5)).all()
+
+
+@pytest.mark.parametrize("where", [0, 1000, LONG - 1])
+def test_doubles_beyond_float32_are_refused_with_their_index(where):
+    values = [0.5] * LONG
+    values[where] = -1e39
+    with pytest.raises(InputDecodeError, match=f"input element {where} is beyond"):
+        decode_input(cbor2.dumps(values), ModelDatumType.F32)
+    values[where] = math.inf
+    assert np.isinf(decode_input(cbor2.dumps(values), ModelDatumType.F32)[where])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        cbor2.dumps([0.5] * 10)[:-1],
+        cbor2.dumps([0.5] * 10) + b"\x00",
+        cbor2.dumps([0.5] * 9 + [True]),
+        cbor2.dumps([0.5] * 9 + [1]),
+        cbor2.dumps([0.5] * 9 + ["a"]),
+        cbor2.dumps([[0.5] * 10]),
+        cbor2.dumps([]),
+    ],
+    ids=["truncated", "trailing", "bool", "int", "text", "nested", "empty"],
+)
+def test_other_arrays_take_the_general_decoder(data):
+    try:
+        expected = _general(data, ModelDatumType.F32)
+    except CborError:
+        with pytest.raises(InputDecodeError):
+            decode_input(data, ModelDatumType.F32)
+        return
+    assert decode_input(data, ModelDatumType.F32).tobytes() == expected.tobytes()

@@ -15,7 +15,8 @@ trailing bytes after the list). This module works on numpy arrays instead:
   floats, read by the C pickler instead of one object at a time;
 * :func:`decode_numbers` reads one definite-length array of integers and
   half, single or double floats, and refuses everything else with a
-  :class:`CborError` naming what was found and at which element.
+  :class:`CborError` naming what was found and at which element;
+  :func:`uniform_floats` reads the common case, floats of one width, in place.
 """
 
 from __future__ import annotations
@@ -272,6 +273,31 @@ def decode_numbers(data: bytes | bytearray) -> Numbers:
     return _values(buf, _scan_starts(data, start, count))
 
 
+def uniform_floats(data: bytes | bytearray) -> np.ndarray | None:
+    """The values of an array whose elements are all floats of one width (the
+    usual input: ``cbor2`` writes every finite Python float as a double), as a
+    read-only big-endian view of ``data``; ``None`` for any other bytes, which
+    :func:`decode_numbers` reads or refuses.
+
+    Skips the masks and integer arrays of :class:`Numbers`: the caller casts
+    the view once, to the type it needs.
+    """
+    try:
+        count, start = _array_header(data)
+    except CborError:
+        return None
+    if count == 0 or start >= len(data):
+        return None
+    head = data[start]
+    value_type = _FLOAT_TYPES.get(head)
+    if value_type is None or len(data) - start != _WIDTH_LIST[head] * count:
+        return None
+    records = np.frombuffer(data, dtype=_record(value_type), offset=start)
+    if not (records["head"] == head).all():
+        return None
+    return records["value"]
+
+
 def _array_header(data: bytes | bytearray) -> tuple[int, int]:
     if not data:
         raise CborError("the input is empty")
@@ -426,4 +452,5 @@ __all__ = [
     "encode_float_list",
     "encode_floats",
     "encode_ints",
+    "uniform_floats",
 ]

@@ -246,6 +246,10 @@ def decode_input(data: bytes | bytearray, datum: ModelDatumType) -> np.ndarray:
     Raises :class:`InputDecodeError` when the bytes are not exactly one CBOR array of
     numbers, or when a number does not fit the element type.
     """
+    if datum.is_float:
+        floats = _cbor.uniform_floats(data)
+        if floats is not None:
+            return narrow_floats(floats, datum)
     try:
         numbers = _cbor.decode_numbers(data)
     except _cbor.CborError as exc:
@@ -260,7 +264,10 @@ def narrow_floats(values: np.ndarray, datum: ModelDatumType) -> np.ndarray:
     for a finite value beyond its range, which the cast would make infinite."""
     with np.errstate(over="ignore"):
         out = values.astype(datum.numpy_dtype)
-    beyond = np.flatnonzero(np.isinf(out) & np.isfinite(values))
+    infinite = np.isinf(out)
+    if not infinite.any():
+        return out
+    beyond = np.flatnonzero(infinite & np.isfinite(values))
     if beyond.size:
         limit = float(np.finfo(datum.numpy_dtype).max)
         raise InputDecodeError(
