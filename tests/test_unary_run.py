@@ -208,3 +208,20 @@ def test_only_streamed_runs_keep_the_legacy_reply_limit(server):
         ):
             assert len(_run_fields(reply).output) > 4 * 1024 * 1024
         assert len(c.run_model([1.0] * 1000).output) == 500_000
+
+
+def test_replies_are_stamped_with_the_current_time(client):
+    """The payload header's ``issued_at`` is the server's clock at the reply,
+    to the second or better (seconds and nanoseconds both set)."""
+    import datetime as dt
+
+    client.upload_model(affine_model(n=N), shape=(1, N))
+    before = dt.datetime.now(dt.UTC)
+    response = client.run_model([0.5] * N)
+    after = dt.datetime.now(dt.UTC)
+    stamp = pb.Payload.FromString(response.payload).header.issued_at
+    assert 0 <= stamp.nanos < 1_000_000_000
+    issued = response.issued_at
+    assert issued is not None
+    slack = dt.timedelta(seconds=1)
+    assert before - slack <= issued <= after + slack

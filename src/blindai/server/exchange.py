@@ -218,8 +218,10 @@ def _as_type(output: np.ndarray, datum: ModelDatumType) -> np.ndarray:
 
 
 def _header() -> pb.PayloadHeader:
-    stamp = Timestamp()
-    stamp.GetCurrentTime()
+    # From the clock's nanoseconds: Timestamp.GetCurrentTime goes through a
+    # datetime and costs ~11 µs of a small model's ~120 µs handler (measured).
+    now = time.time_ns()
+    stamp = Timestamp(seconds=now // 1_000_000_000, nanos=now % 1_000_000_000)
     return pb.PayloadHeader(issued_at=stamp)
 
 
