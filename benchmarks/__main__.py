@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from benchmarks import _rows
+from benchmarks._transport import TransportServer
 from blindai.client import SimulationModeWarning
 from blindai.server.launcher import LocalServer
 
@@ -36,7 +37,11 @@ def _model_dir() -> Path:
 
 
 def run(
-    quick: bool, upload_size: int, extra: list[str], only: str | None = None
+    quick: bool,
+    upload_size: int,
+    extra: list[str],
+    only: str | None = None,
+    bounds: list[_rows.Bound] | None = None,
 ) -> list[_rows.Row]:
     s = _settings(quick)
     model_dir = _model_dir()
@@ -51,19 +56,25 @@ def run(
         *extra,
     ]
     rows: list[_rows.Row] = []
+    bounds = [] if bounds is None else bounds
     try:
-        with LocalServer(args) as server:
+        with LocalServer(args) as server, TransportServer() as transport:
             if only in (None, "cnn"):
-                rows += _rows.cnn_rows(server, int(s["cnn"]))
+                rows += _rows.cnn_rows(server, transport, int(s["cnn"]), bounds)
                 _progress(rows)
             if only in (None, "small"):
                 rows += _rows.small_model_rows(
-                    server, int(s["small"]), s["seconds"], int(s["repeats"])
+                    server,
+                    transport,
+                    int(s["small"]),
+                    s["seconds"],
+                    int(s["repeats"]),
+                    bounds,
                 )
                 _progress(rows)
             if only in (None, "upload"):
                 rows += _rows.upload_rows(
-                    server, model_dir, upload_size, int(s["uploads"])
+                    server, transport, model_dir, upload_size, int(s["uploads"]), bounds
                 )
                 _progress(rows)
     finally:
@@ -91,6 +102,17 @@ def table(rows: list[_rows.Row]) -> str:
             f"| {row.what} | {row.value} | {row.floor} | {ratio} | "
             f"{row.target} | {met} |"
         )
+    return "\n".join(lines)
+
+
+def bounds_table(bounds: list[_rows.Bound]) -> str:
+    """The transport's own costs, as a Markdown table."""
+    lines = [
+        "| gRPC and TLS alone (a server that does nothing) | p50 (p10–p90) "
+        "| against the row's target |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {b.what} | {b.value} | {b.meaning} |" for b in bounds]
     return "\n".join(lines)
 
 
@@ -122,8 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ns = parser.parse_args(argv)
     started = time.perf_counter()
-    rows = run(ns.quick, ns.upload_mb * 1000 * 1000, ns.server_args.split(), ns.only)
+    bounds: list[_rows.Bound] = []
+    rows = run(
+        ns.quick, ns.upload_mb * 1000 * 1000, ns.server_args.split(), ns.only, bounds
+    )
     print(table(rows))
+    if bounds:
+        print()
+        print(bounds_table(bounds))
     print(
         f"\n{len(rows)} rows in {time.perf_counter() - started:.0f} s "
         f"({'quick' if ns.quick else 'full'} run)"
