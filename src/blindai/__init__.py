@@ -12,9 +12,9 @@ The names a user needs are here::
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from blindai.client import BlindAiClient, SimulationModeWarning, connect
 from blindai.errors import (
     AttestationError,
     BlindAiError,
@@ -31,6 +31,10 @@ from blindai.errors import (
 from blindai.responses import RunModelResponse, SignedResponse, UploadModelResponse
 from blindai.tensors import ModelDatumType
 from blindai.version import __version__
+
+if TYPE_CHECKING:
+    from blindai.attestation import Policy
+    from blindai.client import BlindAiClient, SimulationModeWarning, connect
 
 __all__ = [
     "AttestationError",
@@ -56,10 +60,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The attestation package is imported on first use only.
-    if name == "Policy":
-        from blindai.attestation import Policy
+#: Names whose modules are imported on first use: the client imports grpc,
+#: which the server must configure before anything imports it (see
+#: blindai.server.__main__), and the attestation package is large.
+_LAZY = {
+    "BlindAiClient": "blindai.client",
+    "SimulationModeWarning": "blindai.client",
+    "connect": "blindai.client",
+    "Policy": "blindai.attestation",
+}
 
-        return Policy
-    raise AttributeError(f"module 'blindai' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'blindai' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-import sys
+import os
 
-from blindai.server.config import parse_args
-from blindai.server.errors import StartupError
+# gRPC's C core reads this once, when grpc is first imported: before any import
+# below. At ERROR it stops writing a line of its own format into the server's
+# log for every failed TLS handshake. An operator's own setting is kept.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from blindai.server.config import parse_args  # noqa: E402
+from blindai.server.errors import StartupError  # noqa: E402
 
 #: What ``pip install "blindai[server]"`` adds (pyproject.toml's server extra),
 #: as the top-level modules the server imports.
