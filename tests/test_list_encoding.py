@@ -4,6 +4,7 @@ bytes ``cbor2.dumps`` writes for the flattened list, and refuses what
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import struct
@@ -16,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blindai._cbor import CborError, decode_numbers, encode_float_list
+from blindai.pb import securedexchange_pb2 as pb
+from blindai.server import inputs
 from blindai.tensors import (
     InputDecodeError,
     ModelDatumType,
@@ -58,9 +61,9 @@ def _same_as_cbor2(data: list) -> None:
 
 
 #: Lengths around the array head's widths, the pickle's batches of 1,000 and
-#: the 64 batches moved per step.
+#: the 64 batches moved per step; 7,281 floats end just past the first frame.
 LENGTHS = (2, 3, 23, 24, 255, 256, 999, 1000, 1001, 1999, 2000, 2001, 2049, 4000)
-LENGTHS += (65535, 65536, 64_000, 64_001, 129_007)
+LENGTHS += (7280, 7281, 65535, 65536, 64_000, 64_001, 129_007)
 
 
 @pytest.mark.parametrize("n", LENGTHS)
@@ -288,3 +291,12 @@ def test_other_arrays_take_the_general_decoder(data):
             decode_input(data, ModelDatumType.F32)
         return
     assert decode_input(data, ModelDatumType.F32).tobytes() == expected.tobytes()
+
+
+def test_a_streamed_cbor_input_commits_to_the_hash_of_all_its_bytes():
+    data = cbor2.dumps(_floats(LONG))
+    chunks = [data[i : i + 1000] for i in range(0, len(data), 1000)]
+    requests = iter([pb.RunModelRequest(input=chunk) for chunk in chunks])
+    received = inputs.receive(requests, limit=len(data))
+    assert received.raw == data
+    assert received.commitments() == {"input_hash": hashlib.sha256(data).digest()}

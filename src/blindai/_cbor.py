@@ -93,11 +93,16 @@ def _with_halves(out: np.ndarray, table: np.ndarray, doubles: np.ndarray) -> byt
     return out[: out.size - table.size].tobytes() + _select(table, widths)
 
 
-#: How ``pickle`` (protocol 2) writes a list: PROTO 2, EMPTY_LIST, BINPUT 0,
-#: then the items in batches of up to 1,000, each MARK, the items, APPENDS;
-#: then STOP. An exact ``float`` item is BINFLOAT: the opcode ``G`` and the
-#: big-endian double, which is the CBOR double with another head byte.
-_PICKLE_HEAD = b"\x80\x02]q\x00"
+#: How ``pickle`` (protocol 4) writes a list: PROTO 4, then frames (FRAME, an
+#: 8-byte little-endian length, that many bytes) whose contents, joined, are
+#: EMPTY_LIST, MEMOIZE, the items in batches of up to 1,000 (each MARK, the
+#: items, APPENDS) and STOP. An exact ``float`` item is BINFLOAT: the opcode
+#: ``G`` and the big-endian double, which is the CBOR double with another head.
+_PICKLE_PROTOCOL = 4
+_PICKLE_PROTO = b"\x80\x04"
+_FRAME = 0x95
+_FRAME_HEAD = 9
+_PICKLE_LIST = b"]\x94"
 _PICKLE_BATCH = 1000
 _MARK, _APPENDS, _BINFLOAT, _STOP = ord("("), ord("e"), ord("G"), ord(".")
 #: Batches moved per step when the items are packed together.
@@ -115,23 +120,26 @@ def encode_float_list(values: list[Any]) -> bytes | None:
     byte the layout above fixes is as expected and its length is that of
     ``len(values)`` BINFLOATs, so that the items are exactly those floats.
     The items are then packed in place under CBOR heads. Nothing is unpickled.
+
+    Written to a file, the pickler hands over each 64 KiB frame as it is
+    done, so the stream is built once, in the ``BytesIO`` that is returned
+    (a fresh buffer costs here about as much as the pickling).
     """
     n = len(values)
     if n < 2:
         return None
     file = io.BytesIO()
     try:
-        pickle.Pickler(file, protocol=2).dump(values)
+        pickle.Pickler(file, protocol=_PICKLE_PROTOCOL).dump(values)
     except Exception:  # noqa: BLE001 (not a number: the caller refuses it)
         return None
     full, rest = divmod(n, _PICKLE_BATCH)
-    size = len(_PICKLE_HEAD) + 9 * n + 2 * (full + (rest > 0)) + 1
-    if file.tell() != size:
-        return None
     head = _head(_MAJOR_ARRAY, n)
     with file.getbuffer() as view:
         buf = np.frombuffer(view, dtype=np.uint8)
-        if not _is_float_list(buf, full, rest):
+        size = _unframe(buf)
+        body = len(_PICKLE_LIST) + 9 * n + 2 * (full + (rest > 0)) + 1
+        if size != body or not _is_float_list(buf[:size], full, rest):
             return None
         _pack_items(buf, full, rest, len(head))
         buf[: len(head)] = np.frombuffer(head, dtype=np.uint8)
@@ -148,25 +156,47 @@ def encode_float_list(values: list[Any]) -> bytes | None:
     return file.getvalue()
 
 
-def _is_float_list(buf: np.ndarray, full: int, rest: int) -> bool:
-    """Whether the pickle in ``buf`` has the list layout above around its items
-    (their opcodes are checked once they are packed)."""
-    if bytes(buf[: len(_PICKLE_HEAD)]) != _PICKLE_HEAD or buf[-1] != _STOP:
+def _unframe(buf: np.ndarray) -> int:
+    """Move the contents of the frames of the pickle in ``buf`` together at its
+    start; their length, or -1 when ``buf`` is not PROTO 4 and frames."""
+    if bytes(buf[: len(_PICKLE_PROTO)]) != _PICKLE_PROTO:
+        return -1
+    source, target, end = len(_PICKLE_PROTO), 0, buf.size
+    while source < end:
+        if buf[source] != _FRAME or end - source < _FRAME_HEAD:
+            # The pickler leaves a last frame of under four bytes unframed.
+            if end - source > 3:
+                return -1
+            length, start = end - source, source
+        else:
+            length = int.from_bytes(buf[source + 1 : source + _FRAME_HEAD], "little")
+            start = source + _FRAME_HEAD
+            if length > end - start:
+                return -1
+        # Overlapping ranges: numpy copies the source first.
+        buf[target : target + length] = buf[start : start + length]
+        source, target = start + length, target + length
+    return target
+
+
+def _is_float_list(body: np.ndarray, full: int, rest: int) -> bool:
+    """Whether the unframed pickle ``body`` has the list layout above around
+    its items (their opcodes are checked once they are packed)."""
+    if bytes(body[: len(_PICKLE_LIST)]) != _PICKLE_LIST or body[-1] != _STOP:
         return False
-    start = len(_PICKLE_HEAD)
     stride = 9 * _PICKLE_BATCH + 2
-    marks = start + stride * np.arange(full + (rest > 0))
+    marks = len(_PICKLE_LIST) + stride * np.arange(full + (rest > 0))
     ends = marks + 1 + 9 * _PICKLE_BATCH
     if rest:
         ends[-1] = marks[-1] + 1 + 9 * rest
-    return bool((buf[marks] == _MARK).all() and (buf[ends] == _APPENDS).all())
+    return bool((body[marks] == _MARK).all() and (body[ends] == _APPENDS).all())
 
 
 def _pack_items(buf: np.ndarray, full: int, rest: int, offset: int) -> None:
-    """Move the items of a pickled list of floats together, the first at
-    ``offset`` (not after the pickle's own head), dropping MARK and APPENDS."""
+    """Move the items of an unframed pickled list of floats together, the
+    first at ``offset``, dropping MARK and APPENDS."""
     stride = 9 * _PICKLE_BATCH + 2
-    source, target = len(_PICKLE_HEAD), offset
+    source, target = len(_PICKLE_LIST), offset
     for first in range(0, full, _BATCHES_PER_MOVE):
         count = min(_BATCHES_PER_MOVE, full - first)
         batches = buf[source : source + count * stride].reshape(count, stride)
