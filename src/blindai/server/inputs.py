@@ -71,6 +71,8 @@ def _receive_cbor(
 ) -> ReceivedInput:
     parts = []
     total = 0
+    # Hashed as it arrives, while the next message is still on its way.
+    digest = hashlib.sha256()
     for request in itertools.chain((first,), requests):
         # The limit comes first, whatever else is wrong with the request.
         total += len(request.input) + len(request.tensor_data)
@@ -80,10 +82,11 @@ def _receive_cbor(
             raise invalid(
                 "tensor_data arrived without a tensor description on the first message"
             )
+        digest.update(request.input)
         parts.append(request.input)
     if total == 0:
         raise invalid("the input is empty")
-    return ReceivedInput(first, b"".join(parts), None)
+    return ReceivedInput(first, b"".join(parts), None, digest.digest())
 
 
 def _receive_tensor(
