@@ -22,7 +22,7 @@ import mmap
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -226,14 +226,21 @@ def _stop_pump(fifo: Path, pump: threading.Thread) -> None:
 def check_no_external_data(model: ReceivedModel) -> None:
     """Refuse models whose tensors name external files (a model may not read
     the server's files); raises :class:`ModelFormatError`."""
+    check = ExternalDataCheck(model.size)
     if model.path is None:
         assert model.data is not None
-        _check_model(memoryview(model.data))
+        check.feed(memoryview(model.data))
+        check.finish()
         return
     with open(model.path, "rb") as file:
         mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        _check_model(memoryview(mapped))
+        view = memoryview(mapped)
+        try:
+            check.feed(view)
+            check.finish()
+        finally:
+            view.release()
     finally:
         # A refusal's traceback may still hold slices of the mapping; it is
         # then unmapped when they are collected.
@@ -241,96 +248,201 @@ def check_no_external_data(model: ReceivedModel) -> None:
             mapped.close()
 
 
-def _check_model(data: memoryview) -> None:
-    for number, value in _fields(data):
-        if number == _MODEL_GRAPH:
-            _check_graph(value, 0)
-        elif number == _MODEL_FUNCTIONS:
-            for field, node in _fields(value):
-                if field == _FUNCTION_NODE:
-                    _check_node(node, 0)
+#: What each message's fields hold, by field number (onnx.proto).
+_MODEL, _GRAPH, _FUNCTION, _NODE, _ATTRIBUTE, _SPARSE, _TENSOR = range(7)
+_CHILDREN: dict[int, dict[int, int]] = {
+    _MODEL: {_MODEL_GRAPH: _GRAPH, _MODEL_FUNCTIONS: _FUNCTION},
+    _FUNCTION: {_FUNCTION_NODE: _NODE},
+    _GRAPH: {
+        _GRAPH_INITIALIZER: _TENSOR,
+        _GRAPH_SPARSE: _SPARSE,
+        _GRAPH_NODE: _NODE,
+    },
+    _NODE: {_NODE_ATTRIBUTE: _ATTRIBUTE},
+    _ATTRIBUTE: {
+        _ATTR_T: _TENSOR,
+        _ATTR_TENSORS: _TENSOR,
+        _ATTR_SPARSE: _SPARSE,
+        _ATTR_SPARSES: _SPARSE,
+        _ATTR_G: _GRAPH,
+        _ATTR_GRAPHS: _GRAPH,
+    },
+    _SPARSE: {_SPARSE_VALUES: _TENSOR, _SPARSE_INDICES: _TENSOR},
+    _TENSOR: {},
+}
+#: The longest tensor name quoted in a refusal.
+_NAME_LIMIT = 200
 
 
-def _check_graph(graph: memoryview, depth: int) -> None:
-    if depth > MAX_GRAPH_DEPTH:
-        raise invalid(f"the model nests subgraphs deeper than {MAX_GRAPH_DEPTH}")
-    for number, value in _fields(graph):
-        if number == _GRAPH_INITIALIZER:
-            _check_tensor(value)
-        elif number == _GRAPH_SPARSE:
-            _check_sparse(value)
-        elif number == _GRAPH_NODE:
-            _check_node(value, depth)
+class _Frame:
+    """One message being walked: its kind, where it ends, its graph depth."""
+
+    __slots__ = ("kind", "end", "depth", "name", "external")
+
+    def __init__(self, kind: int, end: int, depth: int) -> None:
+        self.kind, self.end, self.depth = kind, end, depth
+        self.name = b""
+        self.external = False
 
 
-def _check_node(node: memoryview, depth: int) -> None:
-    for number, attribute in _fields(node):
-        if number != _NODE_ATTRIBUTE:
-            continue
-        for field, value in _fields(attribute):
-            if field in (_ATTR_T, _ATTR_TENSORS):
-                _check_tensor(value)
-            elif field in (_ATTR_SPARSE, _ATTR_SPARSES):
-                _check_sparse(value)
-            elif field in (_ATTR_G, _ATTR_GRAPHS):
-                _check_graph(value, depth + 1)
+class ExternalDataCheck:
+    """The external-data check, fed a model's bytes in order, in any pieces.
+
+    It walks the protobuf's headers as the bytes come (descending into the
+    messages that can hold tensors, skipping everything else, weights
+    included) and raises :class:`ModelFormatError` as soon as the bytes are not
+    protobuf, or when a tensor that names external data ends. Only
+    :meth:`finish` says the whole model passed.
+    """
+
+    def __init__(self, length: int) -> None:
+        self._pos = 0  # offset of the next byte to walk
+        self._skip_to = 0  # the walk is inside a skipped field until here
+        self._pending = b""  # a field header cut by the end of a piece
+        self._stack = [_Frame(_MODEL, length, 0)]
+        self._name: bytearray | None = None  # a tensor name being read
+        self._failed = False
+
+    @property
+    def at_model_field_boundary(self) -> bool:
+        """True when the bytes walked so far end between two of the model's
+        own fields: a protobuf parser given just them would see a whole model."""
+        return (
+            len(self._stack) == 1
+            and self._pos >= self._skip_to
+            and not self._pending
+            and not self._failed
+        )
+
+    def feed(self, piece: bytes | bytearray | memoryview) -> None:
+        """Walk the next bytes of the model."""
+        if self._failed:
+            raise invalid("the model was already refused")
+        try:
+            self._walk(piece)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def finish(self) -> None:
+        """Raise unless the bytes walked are one whole model without external data."""
+        if self._failed or self._pending or self._stack or self._pos < self._skip_to:
+            self._failed = True
+            raise _not_onnx()
+
+    def _walk(self, piece: bytes | bytearray | memoryview) -> None:
+        data = memoryview(piece)
+        if self._pending:
+            data = memoryview(self._pending + data.tobytes())
+            self._pending = b""
+        base = self._pos  # the offset of data[0]
+        stop = base + len(data)
+        pos = self._pos
+        stack = self._stack
+        while True:
+            if pos < self._skip_to:
+                upto = min(self._skip_to, stop)
+                if self._name is not None and len(self._name) < _NAME_LIMIT:
+                    room = _NAME_LIMIT - len(self._name)
+                    self._name += data[pos - base : min(upto, pos + room) - base]
+                pos = upto
+                if pos < self._skip_to:
+                    break
+            if self._name is not None:  # the name ended (it may be empty)
+                stack[-1].name = bytes(self._name)
+                self._name = None
+            while stack and pos == stack[-1].end:
+                _close(stack.pop())
+            if pos >= stop:
+                break
+            if not stack:
+                raise _not_onnx()  # bytes past the declared length
+            frame = stack[-1]
+            limit = min(frame.end, stop) - base
+            header = _header(data, pos - base, limit)
+            if header is None:
+                if frame.end <= stop:
+                    raise _not_onnx()  # a field cut by its message's end
+                self._pending = data[pos - base :].tobytes()
+                break
+            number, wire, value, after = header
+            if number == 0:
+                raise _not_onnx()  # some parsers take it for the message's end
+            after += base
+            if wire == 2:
+                end = after + value
+                if end > frame.end:
+                    raise _not_onnx()
+                kind = _CHILDREN[frame.kind].get(number)
+                if kind is None:
+                    if frame.kind == _TENSOR:
+                        if number == _TENSOR_EXTERNAL_DATA:
+                            frame.external = True
+                        elif number == _TENSOR_NAME:
+                            self._name = bytearray()
+                    self._skip_to = end
+                else:
+                    depth = frame.depth
+                    if kind == _GRAPH and frame.kind == _ATTRIBUTE:
+                        depth += 1
+                        if depth > MAX_GRAPH_DEPTH:
+                            raise invalid(
+                                "the model nests subgraphs deeper than "
+                                f"{MAX_GRAPH_DEPTH}"
+                            )
+                    stack.append(_Frame(kind, end, depth))
+            elif wire == 0:
+                if (
+                    frame.kind == _TENSOR
+                    and number == _TENSOR_DATA_LOCATION
+                    # protobuf keeps an enum's low 32 bits: 2**32 + 1 is 1.
+                    and value & 0xFFFFFFFF == _EXTERNAL
+                ):
+                    frame.external = True
+            else:  # fixed 64 or 32 bits
+                end = after + (8 if wire == 1 else 4)
+                if end > frame.end:
+                    raise _not_onnx()
+                self._skip_to = end
+            pos = after
+        self._pos = pos
 
 
-def _check_sparse(sparse: memoryview) -> None:
-    for number, value in _fields(sparse):
-        if number in (_SPARSE_VALUES, _SPARSE_INDICES):
-            _check_tensor(value)
-
-
-def _check_tensor(tensor: memoryview) -> None:
-    name, external = "", False
-    for number, value in _fields(tensor, varints=True):
-        if number == _TENSOR_NAME:
-            name = bytes(value).decode("utf-8", "replace")
-        elif number == _TENSOR_EXTERNAL_DATA:
-            external = True
-        elif number == _TENSOR_DATA_LOCATION and value == _EXTERNAL:
-            external = True
-    if external:
+def _close(frame: _Frame) -> None:
+    if frame.external:
+        name = frame.name.decode("utf-8", "replace")
         raise invalid(
             f"the model's tensor {name!r} refers to external data; "
             "models must be self-contained"
         )
 
 
-def _fields(
-    data: memoryview, *, varints: bool = False
-) -> Iterator[tuple[int, memoryview]]:
-    """The length-delimited fields of one protobuf message, as (number, bytes);
-    with ``varints``, varint fields too (their value as an int). Other fields
-    are skipped. Raises :class:`ModelFormatError` when they are not protobuf."""
-    pos, end = 0, len(data)
-    while pos < end:
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-            if varints:
-                yield number, value  # type: ignore[misc]
-        elif wire == 2:
-            size, pos = _varint(data, pos)
-            if pos + size > end:
-                raise _not_onnx()
-            yield number, data[pos : pos + size]
-            pos += size
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        else:
-            raise _not_onnx()
-    if pos != end:
+def _header(data: memoryview, pos: int, limit: int) -> tuple[int, int, int, int] | None:
+    """A field's number, wire type, value (varint) or size (length-delimited)
+    and the offset after the header; ``None`` when ``limit`` comes first.
+    Raises :class:`ModelFormatError` for wire types other than 0, 1, 2, 5."""
+    key = _varint(data, pos, limit)
+    if key is None:
+        return None
+    tag, pos = key
+    wire = tag & 7
+    if wire in (1, 5):
+        return tag >> 3, wire, 0, pos
+    if wire not in (0, 2):
         raise _not_onnx()
+    value = _varint(data, pos, limit)
+    if value is None:
+        return None
+    return tag >> 3, wire, value[0], value[1]
 
 
-def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+def _varint(data: memoryview, pos: int, limit: int) -> tuple[int, int] | None:
     value, shift = 0, 0
     while True:
-        if pos >= len(data) or shift > 63:
+        if shift > 63:
             raise _not_onnx()
+        if pos >= limit:
+            return None
         byte = data[pos]
         value |= (byte & 0x7F) << shift
         pos += 1
