@@ -6,6 +6,7 @@ hashes and error classes, never model bytes, inputs or outputs.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -29,6 +30,7 @@ from blindai.server.models import (
     exhausted,
     invalid,
     load_model,
+    session_maker,
 )
 from blindai.server.watchdog import StreamWatchdog
 from blindai.tensors import ModelDatumType, encode_array
@@ -67,7 +69,7 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                 )
                 try:
                     model = load_model(
-                        data,
+                        data,  # already loaded when it was streamed
                         list(first.input_fact),
                         first.datum,
                         first.datum_output,
@@ -104,9 +106,22 @@ class ExchangeService(pb_grpc.ExchangeServicer):
             payload=payload, signature=self._sign(first.sign, payload)
         )
 
+    def _receiver(self, length: int) -> upload.ModelWriter | upload.StreamingLoad:
+        """Where the upload goes: onnxruntime, through a pipe, while it arrives
+        (simulation mode), or a file of the model directory (hardware mode:
+        named pipes may cross the host under a library OS)."""
+        model_dir = self._config.model_dir
+        if self._config.simulation and model_dir is not None:
+            create = session_maker(
+                self._config.inference_threads, self._config.inference_spinning
+            )
+            with contextlib.suppress(OSError):  # no named pipes here
+                return upload.StreamingLoad(length, model_dir, create)
+        return upload.ModelWriter(length, model_dir)
+
     def _receive_model(
         self, requests: Iterator[pb.SendModelRequest]
-    ) -> tuple[pb.SendModelRequest, upload.ReceivedModel]:
+    ) -> tuple[pb.SendModelRequest, upload.ReceivedModel | upload.StreamedModel]:
         limit = self._config.max_model_size
         first = next(requests, None)
         if first is None:
@@ -120,7 +135,7 @@ class ExchangeService(pb_grpc.ExchangeServicer):
             )
         if length == 0:
             raise invalid("the upload declared a length of 0 bytes")
-        writer = upload.ModelWriter(length, self._config.model_dir)
+        writer = self._receiver(length)
         try:
             for request in itertools.chain((first,), requests):
                 chunk = request.data

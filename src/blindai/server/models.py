@@ -225,8 +225,18 @@ def session_options(
     return options
 
 
+def session_maker(
+    inference_threads: int = 0, spinning: bool = False
+) -> Callable[[str | bytes], ort.InferenceSession]:
+    """What creates a session of a model (its path or bytes)."""
+    options = session_options(inference_threads, spinning)
+    return lambda onnx: ort.InferenceSession(
+        onnx, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
 def load_model(
-    data: bytes | ReceivedModel,
+    data: bytes | ReceivedModel | upload.StreamedModel,
     spec_shape: list[int],
     datum: int,
     datum_output: int,
@@ -243,17 +253,25 @@ def load_model(
     """
     in_type = _datum(datum, "input")
     out_type = _datum(datum_output, "output")
-    source = data if isinstance(data, ReceivedModel) else ReceivedModel.of_bytes(data)
-    check_no_external_data(source)
-    try:
-        options = session_options(inference_threads, spinning)
-        session = upload.create_session(
-            source,
-            lambda onnx: ort.InferenceSession(
-                onnx, sess_options=options, providers=["CPUExecutionProvider"]
-            ),
-            use_pipe=use_pipe,
+    source: ReceivedModel | upload.StreamedModel
+    if isinstance(data, upload.StreamedModel):
+        source = data  # checked and loaded while it arrived
+    else:
+        source = (
+            data if isinstance(data, ReceivedModel) else ReceivedModel.of_bytes(data)
         )
+        check_no_external_data(source)
+    try:
+        if isinstance(source, upload.StreamedModel):
+            session = source.session()
+        else:
+            session = upload.create_session(
+                source,
+                session_maker(inference_threads, spinning),
+                use_pipe=use_pipe,
+            )
+    except upload.ModelFormatError as exc:
+        raise invalid(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own types)
         log.info("model rejected by onnxruntime: %s", type(exc).__name__)
         raise invalid(f"the model could not be loaded: {_short(exc)}") from None

@@ -1,31 +1,40 @@
 """Receiving a model upload with as few copies as possible.
 
-The bytes go straight into a file in the server's private model directory (an
-in-memory tmpfs: ``/dev/shm`` by default; under Gramine it MUST be an
-in-enclave tmpfs mount, never host-visible storage), hashed as they arrive.
-onnxruntime then loads the model from that path, which avoids the copy its
-Python API makes of bytes it is given, and the file is deleted as soon as the
-session exists. The refusal of external-data references is checked on the file
-by walking the protobuf's headers, without building a ``ModelProto`` (which
-would be one more copy of every weight).
+In simulation mode onnxruntime parses the model while it arrives: each piece is
+hashed and walked by the external-data check, then written to a named pipe
+that onnxruntime reads (:class:`StreamingLoad`); the piece that completes the
+model is held back until the check has passed on all of it. No file holds the
+model.
 
-Without a model directory the upload is held in memory, as one buffer.
+Otherwise the bytes go straight into a file in the server's private model
+directory (an in-memory tmpfs: ``/dev/shm`` by default; under Gramine it MUST
+be an in-enclave tmpfs mount, never host-visible storage), hashed as they
+arrive. onnxruntime then loads the model from that path, which avoids the copy
+its Python API makes of bytes it is given, and the file is deleted as soon as
+the session exists.
+
+The refusal of external-data references walks the protobuf's headers as the
+bytes come (:class:`ExternalDataCheck`), without building a ``ModelProto``
+(which would be one more copy of every weight). Without a model directory the
+upload is held in memory, as one buffer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import hashlib
 import mmap
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -218,6 +227,187 @@ def _stop_pump(fifo: Path, pump: threading.Thread) -> None:
     pump.join()
     with contextlib.suppress(FileNotFoundError):
         fifo.unlink()
+
+
+#: A model field (``graph``) said to be 2 GiB long. It ends what onnxruntime
+#: was fed of a refused upload when those bytes end between two of the model's
+#: fields, so that they can never parse as a whole model.
+_UNFINISHED_FIELD = b"\x3a\xff\xff\xff\xff\x07"
+
+
+class StreamedModel:
+    """A model that onnxruntime loaded while it arrived: its hash, its size,
+    and the session, or why there is none."""
+
+    def __init__(
+        self, sha256: bytes, size: int, session: Any = None, error: Any = None
+    ) -> None:
+        self.sha256, self.size = sha256, size
+        self._session, self._error = session, error
+
+    def session(self) -> Any:
+        """The session; raises the refusal (:class:`ModelFormatError`) or
+        onnxruntime's error when there is none."""
+        if self._error is not None:
+            raise self._error
+        return self._session
+
+    def discard(self) -> None:
+        self._session = self._error = None
+
+
+class StreamingLoad:
+    """Receives a model while onnxruntime parses it, for ``create(path)``.
+
+    onnxruntime reads a named pipe (in a private directory of the model
+    directory), in a thread of its own, while the model arrives. Each piece
+    received is hashed and walked by the external-data check before it is
+    written to the pipe, and the piece that completes the model is held back
+    until the check has passed on the whole model; only then does the pipe
+    end. onnxruntime parses the whole model before it reads any other file,
+    and cannot finish parsing before the pipe ends, so it never loads a model
+    the check has not passed in full. On any failure the pipe ends where it
+    is, cut inside a field or followed by :data:`_UNFINISHED_FIELD`, so what
+    onnxruntime was fed cannot parse as a model, and whatever it returns is
+    dropped. No file holds the model: the peak memory is onnxruntime's.
+    """
+
+    def __init__(self, length: int, directory: Path, create: Callable[[str], Any]):
+        self.length = length
+        self.received = 0
+        self._hash = hashlib.sha256()
+        self._check = ExternalDataCheck(length)
+        # mkdtemp makes the directory 0700 under a random name.
+        self._dir = Path(tempfile.mkdtemp(prefix="model-", dir=directory))
+        self._fifo = self._dir / "model.onnx"
+        try:
+            os.mkfifo(self._fifo, 0o600)
+        except OSError:
+            self._dir.rmdir()
+            raise
+        self._create = create
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._fd: int | None = None
+        self._feeding = True  # False once onnxruntime stopped or the check failed
+        self._fed_whole_fields = True  # the bytes fed end between model fields
+        self._held = b""
+        self._refusal: ModelFormatError | None = None
+        self._thread = threading.Thread(
+            target=self._load, name="model-stream", daemon=True
+        )
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            self._result = self._create(str(self._fifo))
+        except BaseException as exc:  # noqa: BLE001 (reported by finish)
+            self._error = exc
+
+    def write(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self._hash.update(chunk)
+        self.received += len(chunk)
+        if self._refusal is not None:
+            return  # refused already: the rest is only counted
+        try:
+            self._check.feed(chunk)
+        except ModelFormatError as exc:
+            self._refusal = exc
+            self._stop_feeding()
+            return
+        if self.received >= self.length:
+            self._held = chunk  # the last piece waits for the whole check
+        else:
+            self._feed(chunk, self._check.at_model_field_boundary)
+
+    def finish(self) -> StreamedModel:
+        """Wait for onnxruntime: the session, or why there is none."""
+        try:
+            if self._refusal is None:
+                try:
+                    self._check.finish()
+                except ModelFormatError as exc:
+                    self._refusal = exc
+            if self._refusal is not None:
+                self._stop_feeding()
+                self._thread.join()
+                return StreamedModel(self._digest(), self.received, error=self._refusal)
+            self._feed(self._held, True)
+            self._held = b""
+            self._close()  # the end of the pipe: onnxruntime may now finish
+            self._thread.join()
+            if self._error is not None:
+                return StreamedModel(self._digest(), self.received, error=self._error)
+            return StreamedModel(self._digest(), self.received, self._result)
+        finally:
+            self._result = self._error = None
+            self._cleanup()
+
+    def abort(self) -> None:
+        self._stop_feeding()
+        self._thread.join()
+        self._result = self._error = None
+        self._cleanup()
+
+    def _digest(self) -> bytes:
+        return self._hash.digest()
+
+    def _open(self) -> int | None:
+        """The pipe's writing end, once onnxruntime has opened its end;
+        ``None`` when onnxruntime ended without opening it."""
+        while self._fd is None:
+            try:
+                self._fd = os.open(self._fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO or not self._thread.is_alive():
+                    return None
+                time.sleep(0.001)  # onnxruntime has not opened it yet
+                continue
+            os.set_blocking(self._fd, True)
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._fd, _F_SETPIPE_SZ, _PIPE_CHUNK)
+        return self._fd
+
+    def _feed(self, chunk: bytes, whole_fields: bool) -> None:
+        if not self._feeding:
+            return
+        fd = self._open()
+        if fd is None:
+            self._feeding = False
+            return
+        view = memoryview(chunk)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:  # onnxruntime stopped reading: finish reports why
+            self._feeding = False
+            return
+        self._fed_whole_fields = whole_fields
+
+    def _stop_feeding(self) -> None:
+        """End the pipe so that what onnxruntime got is not a model."""
+        if self._feeding and self._fed_whole_fields:
+            self._feed(_UNFINISHED_FIELD, False)
+        self._feeding = False
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd is None:
+            # onnxruntime may be waiting to open the pipe: let it see its end.
+            if self._thread.is_alive():
+                self._open()
+            if self._fd is None:
+                return
+        os.close(self._fd)
+        self._fd = None
+
+    def _cleanup(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._fifo.unlink()
+        with contextlib.suppress(OSError):
+            self._dir.rmdir()
 
 
 # --- the external-data check -----------------------------------------------------
