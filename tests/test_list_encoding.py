@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blindai._cbor import CborError, decode_numbers, encode_float_list
+from blindai._cbor import CborError, decode_numbers, encode_float_list, encode_ints
 from blindai.pb import securedexchange_pb2 as pb
 from blindai.server import inputs
 from blindai.tensors import (
@@ -300,3 +300,60 @@ def test_a_streamed_cbor_input_commits_to_the_hash_of_all_its_bytes():
     received = inputs.receive(requests, limit=len(data))
     assert received.raw == data
     assert received.commitments() == {"input_hash": hashlib.sha256(data).digest()}
+
+
+# --- integers --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "low, high",
+    [(0, 24), (24, 256), (256, 65536), (65536, 2**32), (2**32, 2**63)],
+    ids=["in-head", "1-byte", "2-byte", "4-byte", "8-byte"],
+)
+@pytest.mark.parametrize("sign", [1, -1])
+def test_int_arrays_of_one_size_encode_as_cbor2(low, high, sign):
+    rng = np.random.default_rng(low)
+    values = rng.integers(low, high, size=LONG, dtype=np.uint64).astype(np.int64)
+    if sign < 0:
+        values = -1 - values
+    assert encode_ints(values) == cbor2.dumps(values.tolist())
+    unsigned = values.astype(np.uint64) if sign > 0 else None
+    if unsigned is not None:
+        assert encode_ints(unsigned) == cbor2.dumps(values.tolist())
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint64])
+def test_int_arrays_of_every_size_encode_as_cbor2(dtype):
+    edges = [0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1]
+    info = np.iinfo(dtype)
+    values = [v for e in edges for v in (e, -e - 1) if info.min <= v <= info.max]
+    values = (values * (LONG // len(values) + 1))[:LONG]
+    random.Random(1).shuffle(values)
+    assert encode_ints(np.array(values, dtype=dtype)) == cbor2.dumps(values)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [1.5, -0.0, True, False, 2**63, -(2**63) - 1, 2**64, np.int64(-3), _Float(2.0)],
+    ids=repr,
+)
+@pytest.mark.parametrize("where", [100, LONG - 1])
+def test_negative_int_lists_with_anything_else_encode_as_cbor2(other, where):
+    values: list = list(range(-LONG // 2, LONG - LONG // 2))
+    values[where] = other
+    try:
+        expected = cbor2.dumps(values)
+    except cbor2.CBOREncodeError:  # numpy scalars: flatten makes them ints
+        with pytest.raises(cbor2.CBOREncodeError):
+            encode_list(values)
+    else:
+        assert encode_list(values) == expected
+    if type(other) is not bool:
+        _same_as_cbor2(values)
+
+
+def test_negative_int_lists_encode_as_cbor2():
+    rng = np.random.default_rng(5)
+    for low, high in [(-(2**31), 2**31), (-(2**63), 2**63 - 1), (-30, 30)]:
+        values = rng.integers(low, high, size=LONG).tolist()
+        _same_as_cbor2(values)

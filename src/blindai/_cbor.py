@@ -217,32 +217,46 @@ def encode_ints(values: np.ndarray) -> bytes:
     """The CBOR array of ``values`` (any integer dtype), each in its shortest
     form as ``cbor2`` writes a Python int of 64 bits or fewer."""
     ints = np.ascontiguousarray(values).ravel()
-    if ints.dtype.kind == "u":
-        magnitude = ints.astype(np.uint64)
-        negative = np.zeros(ints.size, dtype=bool)
-    else:
-        wide = ints.astype(np.int64)
-        negative = wide < 0
-        # A negative n is written as major type 1 with -1 - n, which is ~n.
-        magnitude = np.where(negative, ~wide, wide).astype(np.uint64)
-    major = np.where(negative, _MAJOR_NINT << 5, _MAJOR_UINT << 5).astype(np.uint8)
     n = ints.size
-    table = np.zeros((n, 9), dtype=np.uint8)
-    big_endian = magnitude.astype(">u8").view(np.uint8).reshape(n, 8)
-    widths = np.ones(n, dtype=np.int64)
-    small = magnitude < 24
-    table[small, 0] = major[small] | magnitude[small].astype(np.uint8)
-    lower = np.uint64(24)
-    for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
-        upper = np.uint64(1 << (8 * size)) if size < 8 else None
-        rows = magnitude >= lower
-        if upper is not None:
-            rows &= magnitude < upper
-            lower = upper
-        table[rows, 0] = major[rows] | extra
-        table[rows, 1 : 1 + size] = big_endian[rows, 8 - size :]
-        widths[rows] = 1 + size
-    return _head(_MAJOR_ARRAY, n) + _select(table, widths)
+    if ints.dtype.kind == "u":
+        magnitude = ints.astype(np.uint64, copy=False)
+        major = None
+    else:
+        wide = ints.astype(np.int64, copy=False)
+        # A negative n is written as major type 1 with -1 - n, which is ~n:
+        # n ^ (n >> 63) is ~n for negatives and n otherwise.
+        magnitude = (wide ^ (wide >> 63)).view(np.uint64)
+        major = (wide < 0).view(np.uint8) << 5
+    # Size class 0 (in the head), 1, 2, 3 or 4 (1, 2, 4 or 8 bytes after it).
+    size_class = (magnitude >= _INT_BOUNDS[0]).view(np.uint8)
+    for bound in _INT_BOUNDS[1:]:
+        size_class += magnitude >= bound
+    heads = np.where(size_class, size_class + 23, magnitude.astype(np.uint8))
+    if major is not None:
+        heads |= major
+    # Rows of the head and the 8-byte big-endian magnitude; an element keeps
+    # the head and the last 1, 2, 4 or 8 bytes of its row.
+    table = np.empty((n, 9), dtype=np.uint8)
+    table[:, 0] = heads
+    table[:, 1:].view(">u8").reshape(n)[...] = magnitude
+    head = _head(_MAJOR_ARRAY, n)
+    first = int(size_class[0]) if n else 0
+    if not (size_class != first).any():
+        # One size for all (the common case): a column slice, no mask.
+        size = _INT_SIZES[first]
+        if size == 8:
+            return head + table.tobytes()
+        return head + np.concatenate((table[:, :1], table[:, 9 - size :]), 1).tobytes()
+    keep = _KEEP.take(size_class, axis=0).ravel()
+    return head + np.compress(keep, table.ravel()).tobytes()
+
+
+#: Magnitudes from which an integer takes 1, 2, 4 and 8 bytes after its head.
+_INT_BOUNDS = tuple(np.uint64(bound) for bound in (24, 1 << 8, 1 << 16, 1 << 32))
+#: Bytes after the head, by size class.
+_INT_SIZES = (0, 1, 2, 4, 8)
+#: The bytes of a nine-byte row that an element of each size class keeps.
+_KEEP = (np.arange(9) == 0) | (np.arange(9) >= 9 - np.array(_INT_SIZES)[:, None])
 
 
 def _select(table: np.ndarray, widths: np.ndarray) -> bytes:
