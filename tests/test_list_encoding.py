@@ -158,6 +158,18 @@ def test_int_and_mixed_lists_encode_as_cbor2(values):
     _same_as_cbor2(values)
 
 
+class _List(list):
+    pass
+
+
+def test_list_subclasses_and_tuples_encode_as_cbor2():
+    values = _floats(LONG)
+    assert encode_float_list(_List(values)) is None
+    assert encode_input(_List(values)) == cbor2.dumps(values)
+    assert encode_input(tuple(values)) == cbor2.dumps(values)
+    assert encode_list(_List(values)) == cbor2.dumps(values)
+
+
 def test_nested_lists_encode_as_cbor2_of_flatten():
     rows = [_floats(480, seed=row) for row in range(10)]
     _same_as_cbor2(rows)
