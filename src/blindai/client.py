@@ -52,13 +52,7 @@ from blindai.pb import untrusted_pb2 as un_pb
 from blindai.pb.securedexchange_pb2_grpc import ExchangeStub
 from blindai.pb.untrusted_pb2_grpc import AttestationStub
 from blindai.responses import RunModelResponse, UploadModelResponse
-from blindai.tensors import (
-    ModelDatumType,
-    as_tensor,
-    encode_array,
-    encode_list,
-    flatten,
-)
+from blindai.tensors import ModelDatumType, as_tensor, encode_input
 from blindai.version import __version__
 
 log = logging.getLogger(__name__)
@@ -442,15 +436,11 @@ class BlindAiClient:
         capability and the input is an array, else the 0.3 CBOR list.
         """
         meta: dict[str, Any] = dict(sign=sign, client_info=self.client_info)
-        if isinstance(data_list, np.ndarray) and data_list.size == 0:
+        if not isinstance(data_list, np.ndarray) or not self._has(TENSOR_CAPABILITY):
+            # Raises ValueError for anything but numbers, and for no numbers.
+            return encode_input(data_list), "input", meta
+        if data_list.size == 0:
             raise ValueError("the input is empty")
-        if not isinstance(data_list, np.ndarray):
-            values = flatten(data_list)
-            if not values:
-                raise ValueError("the input is empty")
-            return encode_list(values), "input", meta
-        if not self._has(TENSOR_CAPABILITY):
-            return encode_array(data_list), "input", meta
         tensor = as_tensor(data_list)
         meta["tensor"] = ex_pb.TensorInfo(
             datum=ModelDatumType.from_numpy(tensor.dtype).value,

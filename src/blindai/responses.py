@@ -26,13 +26,7 @@ from blindai.errors import AttestationError, SignatureError
 from blindai.pb.proof_files_pb2 import ResponseProof
 from blindai.pb.securedexchange_pb2 import Payload, RunModelPayload, SendModelPayload
 from blindai.pb.untrusted_pb2 import GetSgxQuoteWithCollateralReply
-from blindai.tensors import (
-    ModelDatumType,
-    as_tensor,
-    encode_array,
-    encode_list,
-    flatten,
-)
+from blindai.tensors import ModelDatumType, as_tensor, encode_input
 
 log = logging.getLogger(__name__)
 
@@ -348,10 +342,7 @@ class RunModelResponse(SignedResponse):
 def _check_cbor_input(run: RunModelPayload, data_list: Any) -> None:
     """The 0.3 commitment: SHA-256 of the CBOR list, encoded as run_model does."""
     try:
-        if isinstance(data_list, np.ndarray):
-            encoded = encode_array(data_list)
-        else:
-            encoded = encode_list(flatten(data_list))
+        encoded = encode_input(data_list)
     except ValueError as exc:
         raise SignatureError(f"cannot encode data_list: {exc}") from None
     expected = hashlib.sha256(encoded).digest()
