@@ -422,7 +422,7 @@ def _scan_starts(data: bytes | bytearray, start: int, count: int) -> np.ndarray:
             raise CborError(f"the input ends before element {index} of {count}")
         width = widths[data[pos]]
         if not width:
-            raise CborError(f"element {index} is {_describe(data[pos])}, not a number")
+            raise CborError(f"element {index} is {_refused(data[pos])}")
         starts[index] = pos
         pos += width
     if pos > end:
@@ -462,6 +462,15 @@ def _payload(buf: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
     """The ``size`` bytes after each head, as a contiguous (rows, size) array."""
     index = starts[:, None] + np.arange(1, 1 + size)
     return np.ascontiguousarray(buf[index])
+
+
+def _refused(head: int) -> str:
+    """Why an element that starts with ``head`` is refused, in words."""
+    if head in (0xC2, 0xC3):
+        # Tags 2 and 3 wrap the bytes of a bignum: what cbor2 writes for a
+        # Python int outside [-2**64, 2**64).
+        return "an integer beyond 64 bits, which no model input type holds"
+    return f"{_describe(head)}, not a number"
 
 
 def _describe(head: int) -> str:
