@@ -171,7 +171,7 @@ def test_model_loads_from_its_file_when_pipes_are_not_allowed(tmp_path):
     writer.write(data)
     received = writer.finish()
     seen = []
-    upload.create_session(received, seen.append, use_pipe=False)
+    upload.create_session(received, seen.append)
     received.discard()
     assert seen == [str(received.path)]
     assert not list(tmp_path.iterdir())

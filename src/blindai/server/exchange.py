@@ -76,8 +76,6 @@ class ExchangeService(pb_grpc.ExchangeServicer):
                         inference_threads=self._config.inference_threads,
                         spinning=self._config.inference_spinning,
                         max_elements=self._config.max_input_size,
-                        # Named pipes may cross the host under a library OS.
-                        use_pipe=self._config.simulation,
                     )
                 finally:
                     # The session holds its own copy: no model file outlives it.

@@ -244,7 +244,6 @@ def load_model(
     inference_threads: int = 0,
     max_elements: int | None = None,
     spinning: bool = False,
-    use_pipe: bool = True,
 ) -> LoadedModel:
     """Check and load a model; raises :class:`RequestError` with the reason.
 
@@ -266,9 +265,7 @@ def load_model(
             session = source.session()
         else:
             session = upload.create_session(
-                source,
-                session_maker(inference_threads, spinning),
-                use_pipe=use_pipe,
+                source, session_maker(inference_threads, spinning)
             )
     except upload.ModelFormatError as exc:
         raise invalid(str(exc)) from None

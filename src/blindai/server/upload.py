@@ -22,7 +22,6 @@ upload is held in memory, as one buffer.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -144,89 +143,25 @@ class ModelWriter:
 
 # --- feeding onnxruntime ------------------------------------------------------------
 
-#: Linux fallocate flags: free the file's pages for a range, keep its size.
-_PUNCH_HOLE = 0x02 | 0x01
+#: The pipe's buffer asked for (Linux F_SETPIPE_SZ): fewer wake-ups than 64 KiB.
 _PIPE_CHUNK = 1024 * 1024
 _F_SETPIPE_SZ = 1031
 
 
-def create_session(
-    model: ReceivedModel, create: Callable[[str | bytes], T], *, use_pipe: bool = True
-) -> T:
-    """``create(source)`` with the model's path (or bytes), fed through a pipe.
+def create_session(model: ReceivedModel, create: Callable[[str | bytes], T]) -> T:
+    """``create(source)`` with the model's path, or its bytes when it is held in
+    memory. The path avoids the copy onnxruntime's Python API makes of bytes.
 
-    onnxruntime first parses the whole file into a ``ModelProto``, then copies
-    each weight into its own tensor. Given the file's path, the file, the
-    parsed model and the tensors are all alive at the peak (three times the
-    model). Given a named pipe instead, a thread copies the file into it and
-    frees each part of the file once written, so the peak holds two copies.
-    Where named pipes cannot be made (some library OSes), or with ``use_pipe``
-    false, the path is used. Hardware mode never uses the pipe: a library OS may
-    carry pipe data through the host, and model bytes must stay in the enclave.
+    This is the path of hardware mode (and of systems without named pipes):
+    the file, onnxruntime's parsed model and its tensors are alive at the peak,
+    about three times the model. Simulation mode loads through
+    :class:`StreamingLoad` instead; hardware mode never feeds onnxruntime a
+    pipe, because a library OS may carry pipe data through the host, and model
+    bytes must stay in the enclave.
     """
     if model.path is None:
         return create(model.onnx_source)
-    if not use_pipe:
-        return create(str(model.path))
-    fifo = model.path.with_suffix(".fifo")
-    try:
-        os.mkfifo(fifo, 0o600)
-    except OSError:
-        return create(str(model.path))
-    pump = threading.Thread(
-        target=_pump,
-        args=(model.path, fifo, model.size),
-        name="model-pipe",
-        daemon=True,
-    )
-    pump.start()
-    try:
-        return create(str(fifo))
-    finally:
-        _stop_pump(fifo, pump)
-
-
-def _pump(path: Path, fifo: Path, size: int) -> None:
-    src = os.open(path, os.O_RDWR)
-    try:
-        dst = os.open(fifo, os.O_WRONLY)
-        try:
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(dst, _F_SETPIPE_SZ, _PIPE_CHUNK)
-            offset = 0
-            while offset < size:
-                chunk = os.pread(src, _PIPE_CHUNK, offset)
-                if not chunk:
-                    return
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(dst, view) :]
-                _punch_hole(src, offset, len(chunk))
-                offset += len(chunk)
-        except BrokenPipeError:
-            return  # onnxruntime stopped reading (a malformed model)
-        finally:
-            os.close(dst)
-    finally:
-        os.close(src)
-
-
-def _punch_hole(fd: int, offset: int, length: int) -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.fallocate(fd, _PUNCH_HOLE, ctypes.c_long(offset), ctypes.c_long(length))
-    except (OSError, AttributeError):
-        pass  # the file is deleted whole afterwards anyway
-
-
-def _stop_pump(fifo: Path, pump: threading.Thread) -> None:
-    """Unblock a writer still waiting for a reader or for room, then clean up."""
-    if pump.is_alive():
-        with contextlib.suppress(OSError):
-            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-    pump.join()
-    with contextlib.suppress(FileNotFoundError):
-        fifo.unlink()
+    return create(str(model.path))
 
 
 #: A model field (``graph``) said to be 2 GiB long. It ends what onnxruntime
