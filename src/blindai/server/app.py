@@ -26,6 +26,7 @@ from blindai.server.keys import (
 from blindai.server.metrics import Health, ServerMetrics, attach_attestation_gauges
 from blindai.server.models import ModelStore, terminate_runs
 from blindai.server.untrusted import AttestationService, Platform, SimulationPlatform
+from blindai.server.upload import remove_stale_uploads
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,15 @@ def _bind(server: grpc.Server, creds: object, host: str, port: int) -> int:
 def start(config: ServerConfig) -> RunningServer:
     """Create the keys, the platform and both servers, and start serving."""
     check_paths(config)
+    if config.model_dir is not None:
+        removed = remove_stale_uploads(config.model_dir)
+        if removed:
+            log.warning(
+                "removed %d upload(s) left in --model-dir %s by a server that "
+                "stopped mid-upload",
+                removed,
+                config.model_dir,
+            )
     identity = EnclaveIdentity.generate()
     host_tls = load_or_create_host_identity(config.state_dir)
     platform = make_platform(config, identity)

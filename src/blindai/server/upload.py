@@ -27,11 +27,13 @@ import fcntl
 import hashlib
 import mmap
 import os
+import shutil
+import stat
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,6 +60,14 @@ _EXTERNAL = 1
 MAX_GRAPH_DEPTH = 64
 
 
+#: The names of this server's uploads in the model directory: a file (hardware
+#: mode) or a directory holding a named pipe (simulation mode).
+UPLOAD_PREFIX = "blindai-upload-"
+#: An upload unheld for this long is stale; a younger one may be between its
+#: creation and its lock.
+STALE_AFTER = 10.0
+
+
 def default_model_dir() -> Path | None:
     """``/dev/shm`` when this system has it (a tmpfs), else ``None``."""
     shm = Path("/dev/shm")  # noqa: S108 (private files: mkstemp, 0600)
@@ -72,6 +82,8 @@ class ReceivedModel:
     size: int
     path: Path | None = None
     data: bytes | bytearray | None = None
+    #: The descriptor whose lock marks the file as in use (see :func:`_hold`).
+    lock: int | None = field(default=None, repr=False)
 
     @property
     def onnx_source(self) -> str | bytes:
@@ -93,6 +105,8 @@ class ReceivedModel:
         if self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+        _release(self.lock)
+        self.lock = None
         self.data = None
 
 
@@ -105,14 +119,16 @@ class ModelWriter:
         self._hash = hashlib.sha256()
         self._path: Path | None = None
         self._file = None
+        self._lock: int | None = None
         self._buffer: bytearray | None = None
         if model_dir is None:
             # Reserved only after the caller checked the length against the limit.
             self._buffer = bytearray(length)
             return
         # mkstemp creates the file 0600 with O_EXCL under a random name.
-        fd, name = tempfile.mkstemp(prefix="model-", suffix=".onnx", dir=model_dir)
+        fd, name = tempfile.mkstemp(prefix=UPLOAD_PREFIX, suffix=".onnx", dir=model_dir)
         self._path = Path(name)
+        self._lock = _hold(fd)
         self._file = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, chunk: bytes) -> None:
@@ -129,7 +145,7 @@ class ModelWriter:
         if self._file is not None:
             self._file.close()
         return ReceivedModel(
-            self._hash.digest(), self.received, self._path, self._buffer
+            self._hash.digest(), self.received, self._path, self._buffer, self._lock
         )
 
     def abort(self) -> None:
@@ -138,7 +154,77 @@ class ModelWriter:
         if self._path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._path.unlink()
+        _release(self._lock)
+        self._lock = None
         self._buffer = None
+
+
+# --- uploads left behind ----------------------------------------------------------
+
+
+def _hold(fd: int) -> int | None:
+    """A new descriptor of ``fd``'s file (or directory) holding an exclusive
+    lock on it until it is closed; ``None`` where locks are not supported.
+
+    The lock tells a server starting later that the upload is in use. A
+    duplicate keeps it after the writer closes its own descriptor.
+    """
+    lock = os.dup(fd)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        return None
+    return lock
+
+
+def _release(lock: int | None) -> None:
+    if lock is not None:
+        with contextlib.suppress(OSError):
+            os.close(lock)
+
+
+def remove_stale_uploads(directory: Path, min_age: float = STALE_AFTER) -> int:
+    """Remove the uploads in ``directory`` that no server holds: those of a
+    server killed mid-upload. Returns how many were removed.
+
+    Only this user's entries named :data:`UPLOAD_PREFIX`, older than
+    ``min_age`` seconds and whose lock can be taken are removed. Symbolic
+    links are never followed; an entry that cannot be checked stays.
+    """
+    removed = 0
+    now = time.time()
+    for entry in directory.iterdir():
+        if not entry.name.startswith(UPLOAD_PREFIX):
+            continue
+        try:
+            info = entry.lstat()
+            if info.st_uid != os.getuid() or now - info.st_mtime < min_age:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            elif stat.S_ISREG(info.st_mode):
+                fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW)
+            else:
+                continue  # a symbolic link, a pipe: not an upload of ours
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # held by a running server, or locks are not supported
+        try:
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 # --- feeding onnxruntime ------------------------------------------------------------
@@ -213,12 +299,18 @@ class StreamingLoad:
         self._hash = hashlib.sha256()
         self._check = ExternalDataCheck(length)
         # mkdtemp makes the directory 0700 under a random name.
-        self._dir = Path(tempfile.mkdtemp(prefix="model-", dir=directory))
+        self._dir = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=directory))
+        opened = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            self._lock = _hold(opened)
+        finally:
+            os.close(opened)
         self._fifo = self._dir / "model.onnx"
         try:
             os.mkfifo(self._fifo, 0o600)
         except OSError:
             self._dir.rmdir()
+            _release(self._lock)
             raise
         self._create = create
         self._result: Any = None
@@ -343,6 +435,8 @@ class StreamingLoad:
             self._fifo.unlink()
         with contextlib.suppress(OSError):
             self._dir.rmdir()
+        _release(self._lock)
+        self._lock = None
 
 
 # --- the external-data check -----------------------------------------------------
