@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from blindai.server.config import ServerConfig, check_paths, parse_args
+from blindai.server.config import (
+    ServerConfig,
+    check_paths,
+    max_inference_threads,
+    parse_args,
+)
 from blindai.server.errors import StartupError
 from blindai.version import PROTOCOL_VERSION, __version__
 
@@ -125,6 +130,18 @@ def test_float_options_at_their_limits_are_accepted():
         ["--grace-period", "0", "--run-timeout", "0", "--idle-timeout", "0.001"]
     )
     assert (config.grace_period, config.run_timeout) == (0.0, 0.0)
+
+
+def test_inference_threads_are_bounded_by_the_cores(capsys):
+    # 100,000 onnxruntime threads took ~20 GB and the server then ignored
+    # SIGTERM while it made them.
+    limit = max_inference_threads()
+    assert parse_args(["--inference-threads", str(limit)]).inference_threads == limit
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--simulation", "--inference-threads", str(limit + 1)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--inference-threads" in err and f"at most {limit}" in err
 
 
 def test_version():

@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--inference-threads",
         type=int,
         default=_env("inference_threads", d.inference_threads),
-        help="onnxruntime intra-op threads per inference (default 0 = one per core)",
+        help="onnxruntime intra-op threads per inference (default 0 = one per "
+        "core; at most 4 per core)",
     )
     add(
         "--inference-spinning",
@@ -280,7 +281,18 @@ def _check(config: ServerConfig) -> list[str]:
             problems.append(f"{option} cannot be negative")
     if config.inference_threads < 0:
         problems.append("--inference-threads cannot be negative")
+    elif config.inference_threads > max_inference_threads():
+        problems.append(
+            f"--inference-threads {config.inference_threads}: at most "
+            f"{max_inference_threads()} on this machine (4 per core)"
+        )
     return problems
+
+
+def max_inference_threads() -> int:
+    """The most ``--inference-threads`` allowed: 4 per core, at least 16. More
+    only adds switching, and each thread reserves memory for its stack."""
+    return max(16, 4 * (os.cpu_count() or 1))
 
 
 #: Every float option is checked here. Infinity and NaN are refused: where "no
