@@ -185,3 +185,38 @@ def test_simulation_banner_is_logged_once_at_start(fresh_sim_server):
         client.close_connection()
         assert any(w.category is blindai.SimulationModeWarning for w in seen)
     assert fresh_sim_server.log_text().count("SIMULATION MODE: this server") == 1
+
+
+def _state_dir_with(tmp_path, cert_pem: bytes, key_pem: bytes):
+    from blindai.server.keys import HOST_CERT_NAME, HOST_KEY_NAME
+
+    tmp_path.mkdir()
+    (tmp_path / HOST_CERT_NAME).write_bytes(cert_pem)
+    key = tmp_path / HOST_KEY_NAME
+    key.write_bytes(key_pem)
+    key.chmod(0o600)
+    return tmp_path
+
+
+def test_a_damaged_host_certificate_or_key_is_named(tmp_path):
+    from blindai.server.keys import load_or_create_host_identity
+
+    good = load_or_create_host_identity(tmp_path / "good")
+    cases = {
+        "cert": (b"not a certificate", good.key_pem, "host_server.pem"),
+        "key": (good.cert_pem, b"not a key", "host_server.key"),
+    }
+    for name, (cert_pem, key_pem, named) in cases.items():
+        state = _state_dir_with(tmp_path / name, cert_pem, key_pem)
+        with pytest.raises(StartupError, match=named):
+            load_or_create_host_identity(state)
+
+
+def test_a_host_key_of_another_certificate_is_refused(tmp_path):
+    from blindai.server.keys import load_or_create_host_identity
+
+    one = load_or_create_host_identity(tmp_path / "one")
+    other = load_or_create_host_identity(tmp_path / "other")
+    state = _state_dir_with(tmp_path / "mixed", one.cert_pem, other.key_pem)
+    with pytest.raises(StartupError, match="does not match"):
+        load_or_create_host_identity(state)

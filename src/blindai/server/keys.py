@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blindai._certs import self_signed_certificate
 from blindai.server.errors import StartupError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +101,20 @@ def _load_or_create(state_dir: Path) -> TlsIdentity:
     if cert_path.exists() and key_path.exists():
         _check_key_mode(key_path)
         cert_pem = cert_path.read_bytes()
-        cert = x509.load_pem_x509_certificate(cert_pem)
+        key_pem = key_path.read_bytes()
+        cert = _stored(cert_path, "a PEM certificate", x509.load_pem_x509_certificate)
+        key = _stored(
+            key_path,
+            "an unencrypted PEM private key",
+            lambda data: serialization.load_pem_private_key(data, password=None),
+        )
+        if _public(key.public_key()) != _public(cert.public_key()):
+            raise StartupError(
+                f"--state-dir {state_dir}: {key_path} does not match {cert_path} "
+                "(remove both to create a new pair)"
+            )
         return TlsIdentity(
-            key_pem=key_path.read_bytes(),
+            key_pem=key_pem,
             cert_pem=cert_pem,
             cert_der=cert.public_bytes(serialization.Encoding.DER),
         )
@@ -115,6 +130,21 @@ def _load_or_create(state_dir: Path) -> TlsIdentity:
         key_pem=_pem_key(key),
         cert_pem=cert_pem,
         cert_der=cert.public_bytes(serialization.Encoding.DER),
+    )
+
+
+def _stored(path: Path, what: str, load: Callable[[bytes], T]) -> T:
+    try:
+        return load(path.read_bytes())
+    except (ValueError, TypeError):
+        raise StartupError(
+            f"{path} is not {what} (remove it and its pair to create new ones)"
+        ) from None
+
+
+def _public(key: Any) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
