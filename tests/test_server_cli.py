@@ -48,6 +48,8 @@ def test_refuses_to_start_without_simulation_or_enclave(tmp_path):
     assert "--simulation" in proc.stderr
     assert "attestation" in proc.stderr
     assert not any(_listening(p) for p in ports)
+    # A server that cannot run leaves nothing behind, not even its state.
+    assert not (tmp_path / "s").exists()
 
 
 def test_options_from_environment(monkeypatch):

@@ -83,11 +83,15 @@ class RunningServer:
             )
         for event in events:
             event.wait(5)
-        close = getattr(self.platform, "close", None)
-        if close is not None:
-            close()
+        _close_platform(self.platform)
         if self.metrics is not None:
             self.metrics.close()
+
+
+def _close_platform(platform: Platform) -> None:
+    close = getattr(platform, "close", None)
+    if close is not None:
+        close()
 
 
 def _server(
@@ -140,8 +144,13 @@ def start(config: ServerConfig) -> RunningServer:
                 config.model_dir,
             )
     identity = EnclaveIdentity.generate()
-    host_tls = load_or_create_host_identity(config.state_dir)
+    # The platform first: a server that cannot run leaves no state behind.
     platform = make_platform(config, identity)
+    try:
+        host_tls = load_or_create_host_identity(config.state_dir)
+    except BaseException:
+        _close_platform(platform)
+        raise
     store = ModelStore()
     metrics = ServerMetrics(platform.mode) if config.metrics_port is not None else None
     attach_attestation_gauges(platform, metrics)
