@@ -288,3 +288,38 @@ def test_installed_command_runs_as_a_process(proofs, sim_options, affine_files):
     )
     assert failed.returncode == 1 and failed.stdout == ""
     assert failed.stderr.startswith("blindai inspect: error:")
+
+
+def test_a_proof_path_that_cannot_be_written_is_refused_before_the_call(
+    run_cli, sim_options, affine_files, tmp_path
+):
+    """The model on the server stays as it was: nothing is sent when the proof
+    could not be saved afterwards."""
+    from models import affine_model
+
+    other = tmp_path / "other.onnx"
+    other.write_bytes(affine_model(4, batch=1, scale=10.0))
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    for proof in (tmp_path, not_a_dir / "up.proof", tmp_path / "absent" / "p"):
+        result = run_cli(
+            "upload", other, "--shape", "1,4", "--proof", proof, *sim_options
+        )
+        assert result.status == 1, result.err
+        assert result.err.count("\n") == 1 and "Traceback" not in result.err
+        assert str(proof) in result.err
+    out = run_cli("run", "--input", affine_files["json"], "--json", *sim_options)
+    assert out.json()["output"] == [3.0, 5.0, 7.0, 9.0]
+    run = run_cli(
+        "run", "--input", affine_files["json"], "--proof", tmp_path, *sim_options
+    )
+    assert run.status == 1 and "Traceback" not in run.err
+
+
+def test_an_output_file_that_cannot_be_written_is_one_line(run_cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    target = blocker / "policy.toml"
+    result = run_cli("policy", "create", "--mr-enclave", "ab" * 32, "-o", target)
+    assert result.status == 1
+    assert "Traceback" not in result.err and str(target) in result.err

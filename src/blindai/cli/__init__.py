@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         status: int = args.handler(args)
-    except (BlindAiError, ConnectionError, FileNotFoundError, ValueError) as err:
+    except (BlindAiError, OSError, ValueError) as err:
         if args.verbose:
             traceback.print_exc()
         print(f"blindai {args.command}: error: {_describe(err)}", file=sys.stderr)

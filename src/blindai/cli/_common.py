@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,20 @@ def read_signing_key(value: str) -> bytes:
     if path.suffix == KEY_SUFFIX or path.exists():
         return parse_hex(path.read_text(), f"the key in {path}", 32)
     return parse_hex(value, "--signing-key", 32)
+
+
+def check_writable(path: Path) -> None:
+    """Raise the ``OSError`` that writing ``path`` would meet, before any work
+    whose result would then be lost (an upload replaces the server's model)."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    parent = path.parent
+    if not parent.exists():
+        raise FileNotFoundError(errno.ENOENT, "no such directory", str(path))
+    if not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "cannot write here", str(path))
 
 
 def save_signing_key(proof: Path, key: Ed25519PublicKey) -> Path:

@@ -12,6 +12,7 @@ import numpy as np
 from blindai.cli._common import (
     add_connection_options,
     add_json_option,
+    check_writable,
     connection_kwargs,
     emit,
     key_bytes,
@@ -125,6 +126,8 @@ def _connect(args: argparse.Namespace) -> BlindAiClient:
 def upload_command(args: argparse.Namespace) -> int:
     """Upload a model; print its hash and, with ``--proof``, save the proof."""
     sign = args.sign or args.proof is not None
+    if args.proof is not None:
+        check_writable(args.proof)
     bar = progress_bar("uploading", sys.stderr, not (args.no_progress or args.json))
     with _connect(args) as client:
         try:
@@ -159,6 +162,8 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the model on the input file; print the output."""
     data = load_input(args.input)
     sign = args.sign or args.proof is not None
+    if args.proof is not None:
+        check_writable(args.proof)
     with _connect(args) as client:
         response = client.run_model(data, sign=sign)
         output = response.output_array()
