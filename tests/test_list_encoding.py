@@ -112,8 +112,6 @@ class _Float(float):
         np.int64(-7),
         np.uint64(2**64 - 1),
         _Float(0.25),
-        [1.5, 2.5],
-        np.array([0.5, 7.0], dtype=np.float32),
     ],
     ids=repr,
 )
@@ -123,6 +121,18 @@ def test_lists_with_other_numbers_encode_as_cbor2_of_flatten(other, where):
     values[where] = other
     assert encode_float_list(values) is None
     _same_as_cbor2(values)
+
+
+@pytest.mark.parametrize(
+    "inner", [[1.5, 2.5], np.array([0.5, 7.0], dtype=np.float32)], ids=repr
+)
+@pytest.mark.parametrize("where", [0, 1000, LONG - 1])
+def test_lists_with_a_list_inside_are_refused_as_ragged(inner, where):
+    values: list = _floats(LONG)
+    values[where] = inner
+    assert encode_float_list(values) is None
+    with pytest.raises(ValueError, match="ragged"):
+        encode_input(values)
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,47 @@ def test_flatten_refuses_non_numbers(bad):
         flatten(bad)
 
 
+@pytest.mark.parametrize(
+    "ragged",
+    [
+        [[1, 2, 3], [4]],
+        [[1, 2], 3, 4],
+        [1, [2, 3]],
+        [[[1, 2]], [3, 4]],
+        [[1, 2], np.array([3, 4, 5])],
+        [np.zeros((2, 2)), np.zeros(4)],
+    ],
+    ids=repr,
+)
+def test_flatten_refuses_ragged_nesting(ragged):
+    """Nested lists must have a shape: [[1, 2, 3], [4]] is not a tensor, even
+    though it holds as many numbers as [[1, 2], [3, 4]]."""
+    with pytest.raises(ValueError, match="ragged"):
+        flatten(ragged)
+
+
+def test_flatten_takes_regular_nesting_with_arrays_inside():
+    assert flatten([np.array([1.0, 2.0]), [3.0, 4.0]]) == [1.0, 2.0, 3.0, 4.0]
+    assert flatten([[np.float32(0.5)], [np.int64(2)]]) == [0.5, 2]
+    assert flatten(([1, 2], (3, 4))) == [1, 2, 3, 4]
+    assert flatten([[], []]) == []
+
+
+def test_flatten_refuses_absurd_depth_with_a_value_error():
+    deep: list = [1.0]
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="deeper"):
+        flatten(deep)
+
+
+def test_masked_arrays_with_masked_values_are_refused():
+    masked = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    with pytest.raises(ValueError, match="masked"):
+        flatten(masked)
+    assert flatten(np.ma.masked_array([1.0, 2.0], mask=False)) == [1.0, 2.0]
+
+
 def test_special_floats_encode_as_cbor2_does():
     values = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e-310, 1.5]
     assert encode_list(values) == cbor2.dumps(values)

@@ -129,23 +129,78 @@ _SAMPLE = 64
 def _flatten_array(array: np.ndarray) -> list[int | float]:
     if array.dtype.kind not in "iuf":
         raise ValueError(f"arrays of {array.dtype} cannot be sent; use numbers")
-    return array.ravel(order="C").tolist()
+    if np.ma.is_masked(array):
+        raise ValueError("masked values cannot be sent; fill them first (.filled())")
+    return np.asarray(array).ravel(order="C").tolist()
+
+
+#: Deeper nesting is refused (a model input has at most a handful of axes).
+MAX_NESTING = 64
 
 
 def _flatten_into(data: Any, out: list[int | float]) -> None:
-    if isinstance(data, bool | np.bool_):
+    """Append the numbers of ``data`` to ``out``, checking that the nesting
+    has a shape: every list at one depth as long as the others, numbers at
+    one depth only."""
+    shape: list[int] = []  # the length of the lists seen at each depth
+    leaf: list[int] = []  # the depth of the numbers, once one is seen
+
+    def ragged() -> ValueError:
+        return ValueError("ragged nesting: the lists do not form a tensor shape")
+
+    def visit(item: Any, depth: int) -> None:
+        if isinstance(item, np.ndarray) and item.ndim > 0:
+            dims = list(item.shape)
+            if shape[depth : depth + len(dims)] != dims[: len(shape) - depth]:
+                raise ragged()
+            shape.extend(dims[len(shape) - depth :])
+            _at_leaf(depth + len(dims))
+            out.extend(_flatten_array(item))
+        elif isinstance(item, Sequence) and not isinstance(
+            item, str | bytes | bytearray
+        ):
+            if depth >= MAX_NESTING:
+                raise ValueError(
+                    f"the input is nested deeper than {MAX_NESTING} levels"
+                )
+            if leaf and depth >= leaf[0]:
+                raise ragged()
+            if depth == len(shape):
+                shape.append(len(item))
+            elif shape[depth] != len(item):
+                raise ragged()
+            if item and isinstance(item, list) and _plain_numbers(item):
+                _at_leaf(depth + 1)  # a row of numbers: no call per element
+                out.extend(item)
+                return
+            for element in item:
+                visit(element, depth + 1)
+        else:
+            _at_leaf(depth)
+            out.append(_number(item))
+
+    def _at_leaf(depth: int) -> None:
+        if not leaf:
+            if depth < len(shape):
+                raise ragged()  # a list was seen this deep or deeper
+            leaf.append(depth)
+        elif leaf[0] != depth:
+            raise ragged()
+
+    visit(data, 0)
+
+
+def _number(item: Any) -> int | float:
+    """A Python number from one element; ``ValueError`` for anything else."""
+    if isinstance(item, bool | np.bool_):
         raise ValueError("booleans are not numbers here; send 0 or 1")
-    if isinstance(data, int | float):
-        out.append(data)
-    elif isinstance(data, np.integer | np.floating):
-        out.append(data.item())
-    elif isinstance(data, np.ndarray):
-        out.extend(_flatten_array(data))
-    elif isinstance(data, Sequence) and not isinstance(data, str | bytes | bytearray):
-        for item in data:
-            _flatten_into(item, out)
-    else:
-        raise ValueError(f"cannot send a value of type {type(data).__name__}")
+    if isinstance(item, int | float):
+        return item
+    if isinstance(item, np.integer | np.floating) or (
+        isinstance(item, np.ndarray) and item.dtype.kind in "iuf"
+    ):
+        return item.item()  # type: ignore[no-any-return]
+    raise ValueError(f"cannot send a value of type {type(item).__name__}")
 
 
 def encode_list(values: Sequence[int | float]) -> bytes:
