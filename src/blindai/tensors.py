@@ -199,7 +199,7 @@ def _number(item: Any) -> int | float:
     if isinstance(item, np.integer | np.floating) or (
         isinstance(item, np.ndarray) and item.dtype.kind in "iuf"
     ):
-        return item.item()  # type: ignore[no-any-return]
+        return item.item()
     raise ValueError(f"cannot send a value of type {type(item).__name__}")
 
 
