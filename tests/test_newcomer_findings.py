@@ -155,3 +155,17 @@ def test_simulation_warning_points_at_the_callers_line(sim_server):
     client.close_connection()
     found = [w for w in caught if issubclass(w.category, blindai.SimulationModeWarning)]
     assert found and found[0].filename == __file__
+
+
+@pytest.mark.parametrize("shape", [(1.5, 4), (1, 4.0), "abc", (1, "4"), (None, 4)])
+def test_shape_of_anything_but_integers_is_a_value_error(sim_server, shape):
+    """(1.5, 4) was truncated to (1, 4) without a word."""
+    with connect_sim(sim_server) as client:
+        with pytest.raises(ValueError, match="shape"):
+            client.upload_model(affine_model(), shape=shape)
+
+
+def test_shape_of_numpy_integers_is_taken(sim_server):
+    with connect_sim(sim_server) as client:
+        reply = client.upload_model(affine_model(), shape=(np.int64(1), np.int32(4)))
+        assert list(reply.input_shape) == [1, 4]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import logging
+import operator
 import os
 import platform
 import socket
@@ -633,7 +634,13 @@ def _input_fact(shape: Any) -> list[int]:
     """The upload's ``input_fact``: int32 dimensions, checked before sending."""
     if shape is None:
         return []
-    dims = [int(d) for d in shape]
+    try:
+        # operator.index: integers (numpy's too), never a float truncated.
+        dims = [operator.index(d) for d in shape]
+    except TypeError:
+        raise ValueError(
+            f"shape {shape!r}: give a sequence of integers, e.g. (1, 64)"
+        ) from None
     for dim in dims:
         if dim not in _INT32:
             raise ValueError(
