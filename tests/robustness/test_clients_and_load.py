@@ -270,6 +270,10 @@ def test_stalled_upload_is_cancelled_and_frees_its_slot():
         release = threading.Event()
         try:
             future = stalled_upload(stub, release, declared=4 * MIB)
+            time.sleep(0.3)
+            code, details = refusal(upload, stub, reference_model())
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "an upload is already in progress" in details
             assert future.exception(timeout=10).code() == grpc.StatusCode.CANCELLED
             # The client learns of the cancellation while the server's handler
             # is still unwinding: the slot frees a moment later, not never.

@@ -82,6 +82,9 @@ def test_model_that_onnxruntime_cannot_load(stub):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     code, details = refusal(upload, stub, model.SerializeToString())
     assert code == INVALID and "could not be loaded" in details
+    assert "NoSuchOperator" in details  # onnxruntime's reason reaches the client
+    # ...but not where the server keeps its uploads.
+    assert "/dev/shm" not in details and "blindai-upload" not in details
 
 
 def test_empty_model_declared_empty(stub):

@@ -59,10 +59,9 @@ class ExchangeService(pb_grpc.ExchangeServicer):
         started = time.perf_counter()
         try:
             if not self._uploads.acquire(blocking=False):
-                raise exhausted(
-                    f"{self._config.max_concurrent_uploads} uploads are already in "
-                    "progress; try again later"
-                )
+                count = self._config.max_concurrent_uploads
+                busy = "an upload is" if count == 1 else f"{count} uploads are"
+                raise exhausted(f"{busy} already in progress; try again later")
             try:
                 first, data = self._receive_model(
                     self._watchdog.watch(request_iterator, context)

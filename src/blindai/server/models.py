@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -184,7 +185,13 @@ def terminate_runs() -> int:
 
 def _short(exc: Exception, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
+    # onnxruntime names the file it loaded: the client need not learn where
+    # this server keeps its uploads.
+    text = _UPLOAD_PATH.sub("the upload", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_UPLOAD_PATH = re.compile(r"/\S*" + re.escape(upload.UPLOAD_PREFIX) + r"[^\s:]*")
 
 
 class ModelStore:
