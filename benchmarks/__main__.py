@@ -105,6 +105,21 @@ def table(rows: list[_rows.Row]) -> str:
     return "\n".join(lines)
 
 
+LEGEND = (
+    "\nratio = value / floor, medians of this run's interleaved rounds. The floor "
+    "is the same work without our protocol: the model in-process with onnxruntime "
+    "(CNN), the server's plainest TLS round trip, GetServerInfo (small model, "
+    "callers), SHA-256 and session creation in-process (upload), the model's size "
+    "(memory)."
+)
+BOUNDS_LEGEND = (
+    "\nThe same bytes or calls through gRPC and TLS to a server that does "
+    "nothing: what no change to our code can remove. The last column sets that "
+    "against what the row's target allows over its floor; above 100 %, the target "
+    "is out of reach behind gRPC and TLS on this machine."
+)
+
+
 def bounds_table(bounds: list[_rows.Bound]) -> str:
     """The transport's own costs, as a Markdown table."""
     lines = [
@@ -149,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         ns.quick, ns.upload_mb * 1000 * 1000, ns.server_args.split(), ns.only, bounds
     )
     print(table(rows))
+    print(LEGEND)
     if bounds:
         print()
         print(bounds_table(bounds))
+        print(BOUNDS_LEGEND)
     print(
         f"\n{len(rows)} rows in {time.perf_counter() - started:.0f} s "
         f"({'quick' if ns.quick else 'full'} run)"
