@@ -169,3 +169,24 @@ def test_shape_of_numpy_integers_is_taken(sim_server):
     with connect_sim(sim_server) as client:
         reply = client.upload_model(affine_model(), shape=(np.int64(1), np.int32(4)))
         assert list(reply.input_shape) == [1, 4]
+
+
+def test_a_simulation_connection_warns_once_not_twice(sim_server):
+    """One SimulationModeWarning, and no log line repeating it on stderr
+    (Python's last-resort log handler printed the same text again)."""
+    import io
+    import logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger("blindai").addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            client = blindai.connect("127.0.0.1", simulation=True, **sim_server.ports)
+        client.close_connection()
+    finally:
+        logging.getLogger("blindai").removeHandler(handler)
+    found = [w for w in caught if issubclass(w.category, blindai.SimulationModeWarning)]
+    assert len(found) == 1
+    assert "SIMULATION" not in stream.getvalue()

@@ -224,7 +224,7 @@ class BlindAiClient:
         )
 
     def _warn_simulation(self) -> None:
-        log.warning(SIMULATION_WARNING)
+        # A warning only: logging it too printed the text twice on stderr.
         warnings.warn(
             SIMULATION_WARNING, SimulationModeWarning, stacklevel=_caller_level()
         )

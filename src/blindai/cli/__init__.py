@@ -89,7 +89,7 @@ def _configure_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format="blindai: %(levelname)s: %(message)s",
     )
-    # The client also logs this warning: one notice per connection is enough.
+    # The commands log their own one-line notice instead (see _exchange).
     warnings.simplefilter("ignore", SimulationModeWarning)
 
 

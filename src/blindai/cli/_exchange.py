@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ from blindai.cli._common import (
     save_signing_key,
 )
 from blindai.cli._progress import progress_bar
-from blindai.client import BlindAiClient
+from blindai.client import SIMULATION_WARNING, BlindAiClient
 from blindai.responses import SignedResponse
 from blindai.tensors import ModelDatumType
+
+log = logging.getLogger(__name__)
 
 _DTYPES = [member.name for member in ModelDatumType]
 
@@ -120,6 +123,9 @@ def _shape(text: str) -> tuple[int, ...]:
 def _connect(args: argparse.Namespace) -> BlindAiClient:
     client = BlindAiClient()
     client.connect_server(args.host, **connection_kwargs(args))
+    if client.simulation_mode:
+        # The client's SimulationModeWarning is filtered here: one plain line.
+        log.warning(SIMULATION_WARNING)
     return client
 
 
