@@ -323,3 +323,24 @@ def test_an_output_file_that_cannot_be_written_is_one_line(run_cli, tmp_path):
     result = run_cli("policy", "create", "--mr-enclave", "ab" * 32, "-o", target)
     assert result.status == 1
     assert "Traceback" not in result.err and str(target) in result.err
+
+
+def test_a_policy_given_for_a_simulation_proof_is_not_ignored(
+    run_cli, proofs, affine_files, tmp_path
+):
+    """A simulation proof has no attestation: a --policy with it is a mistake
+    to say, not an option to drop silently."""
+    for policy in (tmp_path / "nope.toml", affine_files["json"]):
+        result = run_cli(
+            "verify",
+            proofs["run"],
+            "--input",
+            affine_files["npy"],
+            "--allow-simulation",
+            "--signing-key",
+            f"{proofs['run']}.key",
+            "--policy",
+            policy,
+        )
+        assert result.status == 1
+        assert "--policy" in result.err and "simulation" in result.err

@@ -168,6 +168,11 @@ def _simulation_key(args: argparse.Namespace) -> tuple[Ed25519PublicKey | None, 
             "this is a simulation-mode proof; pass --allow-simulation (and "
             "--signing-key) to check it anyway: it proves nothing about the code"
         )
+    if args.policy is not None:
+        raise CommandError(
+            "this is a simulation-mode proof: it has no attestation to check "
+            f"against --policy {args.policy}; leave --policy out"
+        )
     if args.signing_key is None:
         raise CommandError(
             "a simulation proof is checked against the key its server printed: "
