@@ -190,3 +190,25 @@ def test_a_simulation_connection_warns_once_not_twice(sim_server):
     found = [w for w in caught if issubclass(w.category, blindai.SimulationModeWarning)]
     assert len(found) == 1
     assert "SIMULATION" not in stream.getvalue()
+
+
+class _Failed(Exception):
+    def __init__(self, code, details):
+        self._code, self._details = code, details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+
+def test_a_call_the_server_cancelled_says_why_it_may_have():
+    """An upload cancelled for stalling read 'CANCELLED: CANCELLED'."""
+    import grpc
+
+    from blindai.client import call_error
+
+    err = call_error(_Failed(grpc.StatusCode.CANCELLED, "CANCELLED"))
+    assert isinstance(err, blindai.ServerUnavailableError)
+    assert "--idle-timeout" in str(err) and "stopping" in str(err)

@@ -693,6 +693,15 @@ def call_error(err: grpc.RpcError) -> CallError:
             code=code,
             details=details,
         )
+    if code == grpc.StatusCode.CANCELLED:
+        # This client cancels nothing itself: the server did.
+        return kind(
+            f"{name}: {details or 'cancelled'} (the server cancelled the call: it "
+            "does so when a stream sends nothing for longer than its "
+            "--idle-timeout, and when it is stopping)",
+            code=code,
+            details=details,
+        )
     return kind(f"{name}: {details}", code=code, details=details)
 
 
