@@ -226,10 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-dir",
         type=_optional_path,
         default=_env("model_dir", d.model_dir),
-        help="private in-memory directory (tmpfs) where an upload is written, "
-        "0600, while onnxruntime loads it, then deleted; under Gramine it MUST be "
-        "an in-enclave tmpfs mount, never host-visible storage. 'none' holds "
-        "uploads in memory (default %(default)s)",
+        help="private in-memory directory (tmpfs) for uploads while onnxruntime "
+        "loads them: a named pipe in simulation mode, a 0600 file in hardware "
+        "mode, deleted once loaded; under Gramine it MUST be an in-enclave tmpfs "
+        "mount, never host-visible storage. 'none' holds uploads in memory "
+        "(default %(default)s)",
     )
     add(
         "--metrics-port",
