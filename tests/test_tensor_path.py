@@ -105,6 +105,27 @@ def test_a_tensor_in_many_uneven_chunks_is_hashed_whole(server, stub):
     assert run.input_tensor_hash != hashlib.sha256(raw[:-333]).digest()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_0_d_array_makes_a_proof_that_validates(server, dtype):
+    """A 0-d input left as_tensor as shape (1,): every signed run of one failed
+    its own check ("does not convert exactly")."""
+    with connect_sim(server) as client:
+        _upload(client, identity_model([1]), (1,))
+        x = np.array(5.0, dtype=dtype)
+        response = client.run_model(x, sign=True)
+        assert response.output == [5.0]
+        assert list(response._run().input_tensor.shape) == []
+        key = client.enclave_signing_key
+    proof = RunModelResponse().load_from_bytes(response.as_bytes())
+    proof.validate(x, enclave_signing_key=key, allow_simulation_mode=True)
+    with pytest.raises(SignatureError):
+        proof.validate(
+            np.array([5.0], dtype=dtype),
+            enclave_signing_key=key,
+            allow_simulation_mode=True,
+        )
+
+
 def test_lists_and_servers_without_the_capability_keep_the_cbor_path(server):
     with connect_sim(server) as client:
         _upload(client, affine_model(n=4), (1, 4))

@@ -301,7 +301,8 @@ def as_tensor(array: np.ndarray, datum: ModelDatumType | None = None) -> np.ndar
     """
     if datum is None:
         datum = _tensor_datum(array.dtype)
-    return np.ascontiguousarray(array, dtype=datum.numpy_dtype)
+    # ascontiguousarray makes a 0-d array 1-d: the shape is the array's own.
+    return np.ascontiguousarray(array, dtype=datum.numpy_dtype).reshape(array.shape)
 
 
 def _tensor_datum(dtype: np.dtype) -> ModelDatumType:
