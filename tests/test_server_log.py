@@ -67,3 +67,18 @@ def test_failed_tls_handshakes_leave_no_grpc_lines_in_the_log():
 def test_an_operators_grpc_verbosity_is_kept():
     log = _log_after_handshakes(dict(os.environ, GRPC_VERBOSITY="INFO"))
     assert "Handshake failed" in log
+
+
+def test_the_0_3_module_attributes_work_after_a_plain_import():
+    """0.3 code reaches blindai.client, blindai.dcap_attestation and
+    blindai.utils after ``import blindai`` alone, and imports SignedResponse
+    and Policy from blindai.client."""
+    code = (
+        "import blindai\n"
+        "assert blindai.client.BlindAiClient is blindai.BlindAiClient\n"
+        "assert blindai.dcap_attestation.Policy is blindai.Policy\n"
+        "assert blindai.utils.errors.SignatureError is blindai.SignatureError\n"
+        "from blindai.client import SignedResponse, Policy\n"
+        "assert SignedResponse is blindai.SignedResponse and Policy is blindai.Policy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -71,7 +71,13 @@ _LAZY = {
 }
 
 
+#: Submodules 0.3 code reaches as attributes after ``import blindai`` alone.
+_SUBMODULES = frozenset({"client", "dcap_attestation", "utils"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"blindai.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'blindai' has no attribute {name!r}")

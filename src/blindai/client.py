@@ -52,7 +52,7 @@ from blindai.pb import securedexchange_pb2 as ex_pb
 from blindai.pb import untrusted_pb2 as un_pb
 from blindai.pb.securedexchange_pb2_grpc import ExchangeStub
 from blindai.pb.untrusted_pb2_grpc import AttestationStub
-from blindai.responses import RunModelResponse, UploadModelResponse
+from blindai.responses import RunModelResponse, SignedResponse, UploadModelResponse
 from blindai.tensors import ModelDatumType, as_tensor, encode_input
 from blindai.version import __version__
 
@@ -710,3 +710,16 @@ _HANDSHAKE_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "Handshake failed")
 
 #: How gRPC words a refusal by the client's own receive limit.
 _CLIENT_LIMIT = "Received message larger than max"
+
+
+def __getattr__(name: str) -> Any:
+    # 0.3 code imports Policy from here; the attestation package loads on use.
+    if name == "Policy":
+        from blindai.attestation import Policy
+
+        return Policy
+    raise AttributeError(f"module 'blindai.client' has no attribute {name!r}")
+
+
+#: Names 0.3 code imports from this module, besides the client's own.
+_COMPAT = (SignedResponse,)

@@ -1,1 +1,5 @@
 """Compatibility namespace: BlindAI 0.3 code imports ``blindai.utils.errors``."""
+
+from blindai.utils import errors
+
+__all__ = ["errors"]
