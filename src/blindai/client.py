@@ -52,7 +52,11 @@ from blindai.pb import securedexchange_pb2 as ex_pb
 from blindai.pb import untrusted_pb2 as un_pb
 from blindai.pb.securedexchange_pb2_grpc import ExchangeStub
 from blindai.pb.untrusted_pb2_grpc import AttestationStub
-from blindai.responses import RunModelResponse, SignedResponse, UploadModelResponse
+from blindai.responses import (  # SignedResponse: 0.3 code imports it from here
+    RunModelResponse,
+    SignedResponse,  # noqa: F401
+    UploadModelResponse,
+)
 from blindai.tensors import ModelDatumType, as_tensor, encode_input
 from blindai.version import __version__
 
@@ -719,7 +723,3 @@ def __getattr__(name: str) -> Any:
 
         return Policy
     raise AttributeError(f"module 'blindai.client' has no attribute {name!r}")
-
-
-#: Names 0.3 code imports from this module, besides the client's own.
-_COMPAT = (SignedResponse,)
