@@ -212,3 +212,7 @@ def test_a_call_the_server_cancelled_says_why_it_may_have():
     err = call_error(_Failed(grpc.StatusCode.CANCELLED, "CANCELLED"))
     assert isinstance(err, blindai.ServerUnavailableError)
     assert "--idle-timeout" in str(err) and "stopping" in str(err)
+    # A call this side ended (its channel closed under it) blames no server.
+    for local in ("Channel closed!", "Locally cancelled by application!"):
+        err = call_error(_Failed(grpc.StatusCode.CANCELLED, local))
+        assert "server cancelled" not in str(err) and "this side" in str(err)

@@ -698,16 +698,19 @@ def call_error(err: grpc.RpcError) -> CallError:
             details=details,
         )
     if code == grpc.StatusCode.CANCELLED:
-        # This client cancels nothing itself: the server did.
-        return kind(
-            f"{name}: {details or 'cancelled'} (the server cancelled the call: it "
-            "does so when a stream sends nothing for longer than its "
-            "--idle-timeout, and when it is stopping)",
-            code=code,
-            details=details,
-        )
+        if any(mark in details for mark in _LOCAL_CANCELS):
+            why = "cancelled on this side: the connection was closed during the call"
+        else:
+            why = (
+                "the server cancelled the call: it does so when a stream sends "
+                "nothing for longer than its --idle-timeout, and when it is stopping"
+            )
+        return kind(f"{name}: {details} ({why})", code=code, details=details)
     return kind(f"{name}: {details}", code=code, details=details)
 
+
+#: How gRPC words a call cancelled on the client's side.
+_LOCAL_CANCELS = ("Channel closed", "Locally cancelled")
 
 #: How gRPC words a failed TLS handshake (a certificate that is not the pinned one).
 _HANDSHAKE_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "Handshake failed")

@@ -352,6 +352,28 @@ def test_a_caller_giving_up_stops_its_inference():
         )
         assert output_of(reply) == [5.0]
         assert time.monotonic() - started < 3
+        # The log says the call ended, not that a server limit was reached.
+        log = server.log_text()
+        assert "RunModel refused: CANCELLED" in log
+        assert "refused: DEADLINE_EXCEEDED" not in log
+
+
+def test_an_idle_stream_is_logged_as_what_its_client_sees():
+    with (
+        sim_server("--idle-timeout", "1") as server,
+        raw_stub(server) as stub,
+    ):
+        release = threading.Event()
+        try:
+            future = stalled_upload(stub, release, declared=4 * MIB)
+            assert future.exception(timeout=10).code() == grpc.StatusCode.CANCELLED
+        finally:
+            release.set()
+        deadline = time.monotonic() + 5
+        while "SendModel refused" not in server.log_text():
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.05)
+        assert "SendModel refused: CANCELLED" in server.log_text()
 
 
 def test_garbage_and_idle_connections_on_both_ports():

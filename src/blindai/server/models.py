@@ -90,8 +90,8 @@ class LoadedModel:
         """
         options = ort.RunOptions()
         options.log_severity_level = _ORT_SILENT
-        if on_end is not None and on_end(lambda: _terminate(options)) is False:
-            _terminate(options)  # the call has ended already
+        if on_end is not None and on_end(lambda: _end(options)) is False:
+            _end(options)  # the call has ended already
         _IN_FLIGHT.add(options)
         if timeout > 0:
             _DEADLINES.add(options, timeout)
@@ -105,6 +105,11 @@ class LoadedModel:
                 raise RequestError(
                     grpc.StatusCode.UNAVAILABLE, "the server is shutting down"
                 ) from None
+            if options in _ENDED:
+                raise RequestError(
+                    grpc.StatusCode.CANCELLED,
+                    "the call ended before its inference finished",
+                ) from None
             if options.terminate:
                 raise RequestError(
                     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -114,12 +119,19 @@ class LoadedModel:
             raise invalid(f"the model failed on this input: {_short(exc)}") from None
         finally:
             _IN_FLIGHT.discard(options)
+            _ENDED.discard(options)
             _DEADLINES.discard(options)
         log.debug("inference took %.1f ms", (time.perf_counter() - started) * 1e3)
         return np.asarray(out)
 
 
 def _terminate(options: ort.RunOptions) -> None:
+    options.terminate = True
+
+
+def _end(options: ort.RunOptions) -> None:
+    """Stop the inference of a call that has ended (its client gave up)."""
+    _ENDED.add(options)
     options.terminate = True
 
 
@@ -166,6 +178,8 @@ class _Deadlines:
 
 #: The options of the inferences in progress (set operations are atomic).
 _IN_FLIGHT: set[ort.RunOptions] = set()
+#: Those of them whose call has ended.
+_ENDED: set[ort.RunOptions] = set()
 _DEADLINES = _Deadlines()
 _SHUTDOWN = threading.Event()
 

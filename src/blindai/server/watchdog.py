@@ -55,17 +55,22 @@ class StreamWatchdog:
                 stream.last_seen = time.monotonic()
                 yield request
         except grpc.RpcError:
-            if stream.cancelled:
-                raise RequestError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    f"the client sent nothing for {self._idle:g} s",
-                ) from None
-            raise RequestError(
-                grpc.StatusCode.CANCELLED, "the client cancelled the call"
-            ) from None
+            raise self._ended(stream) from None
         finally:
             with self._lock:
                 self._streams.discard(stream)
+        # A cancelled stream may also just stop: not an upload cut short.
+        if stream.cancelled or not context.is_active():
+            raise self._ended(stream)
+
+    def _ended(self, stream: _Stream) -> RequestError:
+        """Why a stream's call ended: CANCELLED, as its client sees it."""
+        if stream.cancelled:
+            return RequestError(
+                grpc.StatusCode.CANCELLED,
+                f"the client sent nothing for {self._idle:g} s",
+            )
+        return RequestError(grpc.StatusCode.CANCELLED, "the client cancelled the call")
 
     def _add(self, stream: _Stream) -> None:
         with self._lock:
