@@ -93,3 +93,13 @@ def test_missing_policy_file():
     proof = UploadModelResponse().load_from_file(CASE / "exec_upload.proof")
     with pytest.raises(FileNotFoundError):
         proof.validate(proof.model_hash, policy_file=CASE / "nope.toml", at=_instant())
+
+
+def test_policy_may_be_a_path_as_connect_takes_it():
+    """validate(policy=...) took only a Policy: a path raised a bare
+    AttributeError, while connect(policy="policy.toml") takes one."""
+    proof = UploadModelResponse().load_from_file(CASE / "exec_upload.proof")
+    for policy in (CASE / "policy.toml", str(CASE / "policy.toml")):
+        proof.validate(proof.model_hash, policy=policy, at=_instant())
+    with pytest.raises(TypeError, match="Policy"):
+        proof.validate(proof.model_hash, policy=42, at=_instant())

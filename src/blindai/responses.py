@@ -154,6 +154,13 @@ class SignedResponse:
 
         if policy_file is not None:
             policy = Policy.from_file(policy_file)
+        elif isinstance(policy, str | os.PathLike):
+            policy = Policy.from_file(policy)  # as connect() takes it
+        elif policy is not None and not isinstance(policy, Policy):
+            raise TypeError(
+                f"policy must be a Policy or a policy file's path, not "
+                f"{type(policy).__name__}"
+            )
         if policy is None:
             raise AttestationError(
                 "a policy is required to validate an attested proof: a proof "
