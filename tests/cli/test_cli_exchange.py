@@ -187,6 +187,9 @@ def test_verify_refuses_a_forged_key(run_cli, proofs, affine_files):
     assert result.status == 1
     checks = {c["name"]: c for c in result.json()["checks"]}
     assert checks["signature"]["ok"] is False
+    # The content was never compared: it must not read as a mismatch.
+    assert checks["content"]["ok"] is None
+    assert "MISMATCH" not in checks["content"]["summary"]
 
 
 def test_simulation_proof_needs_explicit_consent(run_cli, proofs, affine_files):

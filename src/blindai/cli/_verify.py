@@ -140,8 +140,11 @@ def verify_command(args: argparse.Namespace) -> int:
     else:
         key, check = _attestation(proof, args, at)
     checks.append(check)
-    checks.append(_signature(proof, key))
-    checks.append(_content(proof, kind, key, args, model_hash))
+    signature = _signature(proof, key)
+    checks.append(signature)
+    # Content is compared only under a signature that holds.
+    trusted = key if signature.ok else None
+    checks.append(_content(proof, kind, trusted, args, model_hash))
     valid = all(c.ok is not False for c in checks) and checks[2].ok is True
     if checks[3].ok is None and not args.skip_content_check:
         # Fail closed: a script's `blindai verify ... && trust` must not accept
@@ -276,7 +279,7 @@ def _content(
     model_hash: bytes | None,
 ) -> Check:
     if key is None or not proof.is_signed():
-        return Check("content", None, "not checked: the signature is not trusted")
+        return Check("content", None, "not checked: the signature does not hold")
     try:
         if isinstance(proof, UploadModelResponse):
             return _upload_content(proof, key, model_hash)
