@@ -285,7 +285,8 @@ def _check(config: ServerConfig) -> list[str]:
     elif config.inference_threads > max_inference_threads():
         problems.append(
             f"--inference-threads {config.inference_threads}: at most "
-            f"{max_inference_threads()} on this machine (4 per core)"
+            f"{max_inference_threads()} on this machine (4 per core, and never "
+            "fewer than 16)"
         )
     return problems
 
