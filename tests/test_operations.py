@@ -141,6 +141,25 @@ def test_attestation_gauges_a_platform_can_set():
     assert "blindai_simulation_mode 0.0" in text
 
 
+def test_attestation_timestamps_are_absent_until_a_refresh():
+    """A 0 would read as "expired in 1970": an alert on the expiry fired on
+    every simulation server and on any platform yet to refresh."""
+    metrics = ServerMetrics("simulation")
+    text = generate_latest(metrics.registry).decode()
+    for name in (
+        "blindai_attestation_collateral_expiry_timestamp_seconds",
+        "blindai_attestation_last_refresh_timestamp_seconds",
+    ):
+        assert name not in text
+    metrics.attestation.record_refresh(
+        tcb_status="UpToDate",
+        advisory_ids=[],
+        collateral_expires=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+    )
+    text = generate_latest(metrics.registry).decode()
+    assert "blindai_attestation_collateral_expiry_timestamp_seconds 1.8" in text
+
+
 def test_metrics_port_is_checked():
     from blindai.server.config import parse_args
 

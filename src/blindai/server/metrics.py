@@ -77,16 +77,11 @@ class AttestationGauges:
             ["advisory_id"],
             registry=registry,
         )
-        self.collateral_expiry = Gauge(
-            "blindai_attestation_collateral_expiry_timestamp_seconds",
-            "when the current collateral stops being valid (Unix time)",
-            registry=registry,
-        )
-        self.last_refresh = Gauge(
-            "blindai_attestation_last_refresh_timestamp_seconds",
-            "last successful refresh of the attestation evidence (Unix time)",
-            registry=registry,
-        )
+        # Registered at the first refresh: until then they are absent, not 0
+        # (which would read as "expired in 1970" to an alert).
+        self._registry = registry
+        self.collateral_expiry: Gauge | None = None
+        self.last_refresh: Gauge | None = None
         self.failures = Counter(
             "blindai_attestation_refresh_failures_total",
             "failed refreshes of the attestation evidence, by error class",
@@ -108,6 +103,17 @@ class AttestationGauges:
         self.advisory.clear()
         for advisory in advisory_ids:
             self.advisory.labels(advisory_id=advisory).set(1)
+        if self.collateral_expiry is None or self.last_refresh is None:
+            self.collateral_expiry = Gauge(
+                "blindai_attestation_collateral_expiry_timestamp_seconds",
+                "when the current collateral stops being valid (Unix time)",
+                registry=self._registry,
+            )
+            self.last_refresh = Gauge(
+                "blindai_attestation_last_refresh_timestamp_seconds",
+                "last successful refresh of the attestation evidence (Unix time)",
+                registry=self._registry,
+            )
         self.collateral_expiry.set(collateral_expires.timestamp())
         when = refreshed_at or dt.datetime.now(dt.UTC)
         self.last_refresh.set(when.timestamp())
