@@ -220,3 +220,27 @@ def test_a_host_key_of_another_certificate_is_refused(tmp_path):
     state = _state_dir_with(tmp_path / "mixed", one.cert_pem, other.key_pem)
     with pytest.raises(StartupError, match="does not match"):
         load_or_create_host_identity(state)
+
+
+def test_a_refused_start_logs_no_simulation_banner_first(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "blindai.server",
+            "--simulation",
+            "--untrusted-port",
+            "0",
+            "--attested-port",
+            "0",
+            "--state-dir",
+            str(blocker / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "cannot start" in proc.stderr and "SIMULATION MODE" not in proc.stderr

@@ -49,7 +49,6 @@ SIMULATION_BANNER = (
 def make_platform(config: ServerConfig, identity: EnclaveIdentity) -> Platform:
     """The platform the configuration asks for; raises :class:`StartupError`."""
     if config.simulation:
-        log.warning(SIMULATION_BANNER)
         return SimulationPlatform()
     from blindai.server.sgx import start_sgx_platform
 
@@ -151,6 +150,9 @@ def start(config: ServerConfig) -> RunningServer:
     except BaseException:
         _close_platform(platform)
         raise
+    if config.simulation:
+        # After every check that can refuse the start: a refusal is the last line.
+        log.warning(SIMULATION_BANNER)
     store = ModelStore()
     metrics = ServerMetrics(platform.mode) if config.metrics_port is not None else None
     attach_attestation_gauges(platform, metrics)
