@@ -347,3 +347,27 @@ def test_a_policy_given_for_a_simulation_proof_is_not_ignored(
         )
         assert result.status == 1
         assert "--policy" in result.err and "simulation" in result.err
+
+
+def test_arguments_that_a_proof_would_not_use_are_refused(
+    run_cli, proofs, affine_files
+):
+    """Each of these was dropped silently: --input with an upload proof, --at
+    with a simulation proof (it has no collateral to date)."""
+    key = ["--allow-simulation", "--signing-key", f"{proofs['upload']}.key"]
+    result = run_cli(
+        "verify", proofs["upload"], "--model", affine_files["model"],
+        "--input", affine_files["json"], *key,
+    )  # fmt: skip
+    assert result.status == 1 and "--input" in result.err
+    result = run_cli(
+        "verify", proofs["upload"], "--model", affine_files["model"],
+        "--at", "2030-01-01T00:00:00Z", *key,
+    )  # fmt: skip
+    assert result.status == 1 and "--at" in result.err
+    run_key = ["--allow-simulation", "--signing-key", f"{proofs['run']}.key"]
+    result = run_cli(
+        "verify", proofs["run"], "--input", affine_files["json"],
+        "--model-hash", "ab" * 32, *run_key,
+    )  # fmt: skip
+    assert result.status in (0, 1) and "--model-hash" not in result.err

@@ -181,3 +181,11 @@ def test_inspect_raw_quote(run_cli):
 def test_inspect_something_else(run_cli):
     result = run_cli("inspect", POLICY)
     assert result.status == 1 and "not a proof" in result.err
+
+
+def test_a_signing_key_given_with_an_attested_proof_is_refused(run_cli):
+    result = run_cli(
+        "verify", UPLOAD, "--policy", POLICY, "--at", PROOF_INSTANT,
+        "--skip-content-check", "--signing-key", "11" * 32,
+    )  # fmt: skip
+    assert result.status == 1 and "--signing-key" in result.err

@@ -126,6 +126,7 @@ def add_parser(subparsers: Any) -> None:
 def verify_command(args: argparse.Namespace) -> int:
     """Run the checks, print them, return 0 when all that ran passed."""
     proof, kind = load_proof(args.proof)
+    _refuse_unused(args, kind, proof.is_simulation_mode())
     at = parse_instant(args.at)
     model_hash = _model_hash(args)
     checks = [
@@ -152,6 +153,25 @@ def verify_command(args: argparse.Namespace) -> int:
         valid = False
     _report(args, kind, proof, checks, valid)
     return 0 if valid else 1
+
+
+def _refuse_unused(args: argparse.Namespace, kind: str, simulation: bool) -> None:
+    """An option this proof would not use is a mistake to name, not to drop."""
+    if kind == "upload" and args.input is not None:
+        raise CommandError(
+            "--input is for run proofs; an upload proof is compared with "
+            "--model or --model-hash"
+        )
+    if simulation and args.at is not None:
+        raise CommandError(
+            "--at dates an attestation's collateral; a simulation proof has "
+            "none: leave --at out"
+        )
+    if not simulation and args.signing_key is not None:
+        raise CommandError(
+            "--signing-key is for simulation proofs; an attested proof's key "
+            "comes from its attestation: leave --signing-key out"
+        )
 
 
 def _model_hash(args: argparse.Namespace) -> bytes | None:
