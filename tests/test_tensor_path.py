@@ -244,3 +244,46 @@ def test_outputs_over_4_mib_reach_our_client_and_are_refused_to_0_3_clients(
     err = _refusal(stub, legacy)
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "0.3 client" in err.details()
+
+
+@pytest.mark.parametrize(
+    "make_input",
+    [
+        lambda: np.arange(4, dtype=np.float32).reshape(1, 4) / 3,  # tensor, unary
+        lambda: [0.25, 0.5, 0.75, 1.0],  # CBOR list, unary
+        lambda: np.full((1, 100_000), 0.5, dtype=np.float32),  # tensor, streamed
+    ],
+    ids=["tensor", "list", "streamed"],
+)
+def test_a_signed_reply_for_other_bytes_than_sent_is_refused(
+    server, monkeypatch, make_input
+):
+    """The client checks a fresh signed reply against what it sent: a server
+    that answered (and signed) for other bytes must not pass."""
+    from blindai import client as client_module
+
+    real_call = client_module._call
+
+    def altered(method, request, timeout, *rest):
+        if isinstance(request, pb.RunModelRequest):
+            field = "tensor_data" if request.tensor_data else "input"
+            data = bytearray(getattr(request, field))
+            data[-1] ^= 0x01
+            setattr(request, field, bytes(data))
+        else:  # a stream: alter its last chunk
+            chunks = list(request)
+            last = chunks[-1]
+            data = bytearray(last.tensor_data)
+            data[-1] ^= 0x01
+            last.tensor_data = bytes(data)
+            request = iter(chunks)
+        return real_call(method, request, timeout, *rest)
+
+    x = make_input()
+    n = np.asarray(x).size
+    with connect_sim(server) as client:
+        _upload(client, identity_model([1, n]), (1, n))
+        client.run_model(x, sign=True)  # unaltered: fine
+        monkeypatch.setattr(client_module, "_call", altered)
+        with pytest.raises(SignatureError, match="another input"):
+            client.run_model(x, sign=True)

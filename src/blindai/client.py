@@ -424,12 +424,13 @@ class BlindAiClient:
         if sign:
             response.signature = reply.signature
             response.attestation = self.attestation
-            response.validate(
-                data_list,
-                validate_quote=False,
-                enclave_signing_key=self.enclave_signing_key,
-                allow_simulation_mode=self.simulation_mode,
-                _warn=False,
+            # Against the bytes sent: encoding data_list again, as validate()
+            # must, cost ~9 ms more for a 691,200-float list.
+            response._validate_sent(
+                hashlib.sha256(data).digest(),
+                meta.get("tensor"),
+                self.enclave_signing_key,
+                self.simulation_mode,
             )
         return response
 

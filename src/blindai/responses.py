@@ -326,15 +326,7 @@ class RunModelResponse(SignedResponse):
             trusted_root,
             warn=_warn,
         )
-        if payload.WhichOneof("payload") != "run_model_payload":
-            raise SignatureError("this proof is not an inference proof")
-        run = payload.run_model_payload
-        try:
-            _decode_output(run.output)
-        except ValueError as exc:
-            raise SignatureError(
-                f"the proof's output is not of the 0.3.0 layout: {exc}"
-            ) from None
+        run = _run_payload(payload)
         if run.HasField("input_tensor"):
             _check_tensor_input(run, data_list)
         else:
@@ -344,6 +336,63 @@ class RunModelResponse(SignedResponse):
                 f"the proof names model {run.model_hash.hex()[:16] or 'none'}…, "
                 f"not {model_hash.hex()[:16]}…"
             )
+
+    def _validate_sent(
+        self,
+        sha256: bytes,
+        tensor: Any,
+        enclave_signing_key: SigningKey | None,
+        allow_simulation_mode: bool,
+    ) -> None:
+        """The client's check of a reply it has just received: the signature,
+        and that the payload names the bytes it sent (their SHA-256, and for a
+        tensor its type and shape), without encoding the input again."""
+        payload = self._verified_payload(
+            None,
+            None,
+            False,
+            enclave_signing_key,
+            allow_simulation_mode,
+            None,
+            None,
+            warn=False,
+        )
+        if self.output is None:
+            raise SignatureError("the proof's output is not of the 0.3.0 layout")
+        # self.output was decoded from this payload: no second decoding.
+        run = _run_payload(payload, decode=False)
+        if tensor is None:
+            named = b"" if run.HasField("input_tensor") else run.input_hash
+        elif run.HasField("input_tensor") and (
+            run.input_tensor.datum == tensor.datum
+            and list(run.input_tensor.shape) == list(tensor.shape)
+        ):
+            named = run.input_tensor_hash
+        else:
+            named = b""
+        if named != sha256:
+            raise SignatureError(
+                "the proof is for another input than the one sent (it names "
+                f"{named.hex()[:16] or 'none'}…, the bytes sent give "
+                f"{sha256.hex()[:16]}…)"
+            )
+
+
+def _run_payload(payload: Payload, *, decode: bool = True) -> RunModelPayload:
+    """The inference payload of a verified proof; with ``decode``, checked to
+    hold an output of the 0.3 layout."""
+    if payload.WhichOneof("payload") != "run_model_payload":
+        raise SignatureError("this proof is not an inference proof")
+    run = payload.run_model_payload
+    if not decode:
+        return run
+    try:
+        _decode_output(run.output)
+    except ValueError as exc:
+        raise SignatureError(
+            f"the proof's output is not of the 0.3.0 layout: {exc}"
+        ) from None
+    return run
 
 
 def _check_cbor_input(run: RunModelPayload, data_list: Any) -> None:
