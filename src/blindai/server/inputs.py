@@ -74,16 +74,18 @@ def _receive_cbor(
     # Hashed as it arrives, while the next message is still on its way.
     digest = hashlib.sha256()
     for request in itertools.chain((first,), requests):
+        # One read per field: each read of a bytes field copies it.
+        chunk, stray = request.input, len(request.tensor_data)
         # The limit comes first, whatever else is wrong with the request.
-        total += len(request.input) + len(request.tensor_data)
+        total += len(chunk) + stray
         if total > limit:
             raise exhausted(f"the input exceeds this server's limit of {limit} bytes")
-        if request.tensor_data:
+        if stray:
             raise invalid(
                 "tensor_data arrived without a tensor description on the first message"
             )
-        digest.update(request.input)
-        parts.append(request.input)
+        digest.update(chunk)
+        parts.append(chunk)
     if total == 0:
         raise invalid("the input is empty")
     return ReceivedInput(first, b"".join(parts), None, digest.digest())
