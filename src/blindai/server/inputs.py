@@ -45,15 +45,14 @@ class ReceivedInput:
     first: pb.RunModelRequest
     raw: bytes | bytearray
     tensor: pb.TensorInfo | None
-    #: SHA-256 of ``raw`` when it was hashed as it arrived (else computed here).
-    sha256: bytes | None = None
+    #: SHA-256 of ``raw``, hashed as it arrived.
+    sha256: bytes
 
     def commitments(self) -> dict[str, object]:
         """The RunModelPayload fields that name this input."""
-        digest = self.sha256 or hashlib.sha256(self.raw).digest()
         if self.tensor is None:
-            return {"input_hash": digest}
-        return {"input_tensor": self.tensor, "input_tensor_hash": digest}
+            return {"input_hash": self.sha256}
+        return {"input_tensor": self.tensor, "input_tensor_hash": self.sha256}
 
 
 def receive(requests: Iterator[pb.RunModelRequest], limit: int) -> ReceivedInput:
